@@ -1,0 +1,130 @@
+// Matrix multiply through oneDNN's SGEMM. Measured here against OpenBLAS (with
+// its core type forced to SkylakeX) and BLIS (bench/bench_gemm.cpp): oneDNN was
+// fastest at every shape and runs on the same OpenMP pool as deft's kernels.
+#include <dnnl.h>
+
+#include <cstring>
+
+#include "deft/tensor/kernels.h"
+#include "deft/tensor/loops.h"
+#include "deft/tensor/parallel.h"
+
+namespace deft::kernel {
+namespace {
+
+struct MatOperand {
+  char trans = 'N';
+  int64_t ld = 0;
+  bool ok = false;
+};
+
+// How a [rows, cols] slice with strides (rs, cs) can be handed to row-major GEMM.
+MatOperand classify(int64_t rows, int64_t cols, int64_t rs, int64_t cs) {
+  if (rows == 1) rs = cols;  // a stride on a size-1 axis is never used
+  if (cols == 1) cs = 1;
+  if (cs == 1 && rs >= std::max<int64_t>(cols, 1)) return {'N', rs, true};
+  if (rows == 1 && cols == 1) return {'N', 1, true};
+  if (cols == 1 && rows > 1 && rs == 1) return {'T', std::max<int64_t>(rows, 1), true};
+  if (rs == 1 && cs >= std::max<int64_t>(rows, 1)) return {'T', cs, true};
+  return {};
+}
+
+void gemm(const MatOperand& A, const MatOperand& B, int64_t M, int64_t N, int64_t K, const float* a,
+          const float* b, float* c) {
+  const dnnl_status_t st = dnnl_sgemm(A.trans, B.trans, M, N, K, 1.0f, a, A.ld, b, B.ld, 0.0f, c, N);
+  DEFT_INTERNAL_CHECK(st == dnnl_success, "matmul: oneDNN sgemm failed with status {} (M={}, N={}, K={})",
+                      static_cast<int>(st), M, N, K);
+}
+
+}  // namespace
+
+Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
+  DEFT_CHECK(a_in.dtype() == DType::Float32 && b_in.dtype() == DType::Float32,
+             "matmul: expects float32 operands, got {} and {}", dtype_name(a_in.dtype()),
+             dtype_name(b_in.dtype()));
+  DEFT_CHECK_SHAPE(a_in.dim() >= 1 && b_in.dim() >= 1, "matmul: shapes {} and {} do not match",
+                   shape_str(a_in.shape()), shape_str(b_in.shape()));
+  Tensor a = a_in.dim() == 1 ? unsqueeze(a_in, 0) : a_in;
+  Tensor b = b_in.dim() == 1 ? unsqueeze(b_in, 1) : b_in;
+  const int64_t M = a.size(-2), K = a.size(-1), N = b.size(-1);
+  DEFT_CHECK_SHAPE(b.size(-2) == K, "matmul: shapes {} and {} do not match", shape_str(a_in.shape()),
+                   shape_str(b_in.shape()));
+  const Shape ba(a.shape().begin(), a.shape().end() - 2);
+  const Shape bb(b.shape().begin(), b.shape().end() - 2);
+  const Shape batch = broadcast_shapes(ba, bb, "matmul");
+  Shape out_shape = batch;
+  out_shape.push_back(M);
+  out_shape.push_back(N);
+  Tensor out = Tensor::empty(out_shape, DType::Float32);
+  auto final_shape = [&](Tensor t) {
+    Shape s = batch;
+    if (a_in.dim() > 1) s.push_back(M);
+    if (b_in.dim() > 1) s.push_back(N);
+    return s == t.shape() ? t : reshape(t, s);
+  };
+  if (out.numel() == 0) return final_shape(out);
+  if (K == 0) {
+    out.fill(0.0);
+    return final_shape(out);
+  }
+  detail::sync_thread_count();
+
+  // Batched A against one B: a single GEMM over all rows of A.
+  if (shape_numel(bb) == 1 && a.is_contiguous() && !ba.empty()) {
+    const int64_t rows = a.numel() / K;
+    MatOperand A{'N', K, true};
+    MatOperand B = classify(K, N, b.strides()[b.dim() - 2], b.strides()[b.dim() - 1]);
+    if (!B.ok) {
+      b = b.clone();
+      B = {'N', N, true};
+    }
+    gemm(A, B, rows, N, K, a.data<float>(), b.data<float>(), out.data<float>());
+    return final_shape(out);
+  }
+
+  MatOperand A = classify(M, K, a.strides()[a.dim() - 2], a.strides()[a.dim() - 1]);
+  if (!A.ok) {
+    a = a.clone();
+    A = {'N', K, true};
+  }
+  MatOperand B = classify(K, N, b.strides()[b.dim() - 2], b.strides()[b.dim() - 1]);
+  if (!B.ok) {
+    b = b.clone();
+    B = {'N', N, true};
+  }
+  const int64_t nbatch = shape_numel(batch);
+  const Shape sa = detail::broadcast_strides(make_view(a, ba, Shape(a.strides().begin(), a.strides().end() - 2), 0), batch);
+  const Shape sb = detail::broadcast_strides(make_view(b, bb, Shape(b.strides().begin(), b.strides().end() - 2), 0), batch);
+  const float* pa = a.data<float>();
+  const float* pb = b.data<float>();
+  float* pc = out.data<float>();
+  auto batch_offsets = [&](int64_t i, int64_t& oa, int64_t& ob) {
+    oa = ob = 0;
+    for (int64_t d = static_cast<int64_t>(batch.size()) - 1; d >= 0; --d) {
+      const int64_t idx = i % batch[d];
+      i /= batch[d];
+      oa += idx * sa[d];
+      ob += idx * sb[d];
+    }
+  };
+  const double flops_each = 2.0 * static_cast<double>(M) * N * K;
+  if (nbatch > 1 && flops_each < 4e6) {
+    // Small matrices: one GEMM per thread at a time (oneDNN runs serially inside the region).
+    parallel_for(0, nbatch, 1, [&](int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; ++i) {
+        int64_t oa, ob;
+        batch_offsets(i, oa, ob);
+        gemm(A, B, M, N, K, pa + oa, pb + ob, pc + i * M * N);
+      }
+    });
+  } else {
+    for (int64_t i = 0; i < nbatch; ++i) {
+      int64_t oa, ob;
+      batch_offsets(i, oa, ob);
+      gemm(A, B, M, N, K, pa + oa, pb + ob, pc + i * M * N);
+    }
+  }
+  return final_shape(out);
+}
+
+}  // namespace deft::kernel

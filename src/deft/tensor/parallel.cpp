@@ -1,0 +1,46 @@
+#include "deft/tensor/parallel.h"
+
+#include <atomic>
+#include <cstdlib>
+#include <thread>
+
+namespace deft {
+namespace {
+
+int default_threads() {
+  if (const char* env = std::getenv("DEFT_NUM_THREADS")) {
+    char* end = nullptr;
+    const long v = std::strtol(env, &end, 10);
+    if (end != env && *end == '\0' && v > 0) return static_cast<int>(v);
+  }
+  const unsigned hw = std::thread::hardware_concurrency();
+  return hw == 0 ? 1 : static_cast<int>(hw);
+}
+
+std::atomic<int>& threads_setting() {
+  static std::atomic<int> value{default_threads()};
+  return value;
+}
+std::atomic<int> generation{1};
+thread_local int synced_generation = 0;
+
+}  // namespace
+
+int num_threads() { return threads_setting().load(std::memory_order_relaxed); }
+
+void set_num_threads(int n) {
+  threads_setting().store(n <= 0 ? default_threads() : n);
+  generation.fetch_add(1);
+}
+
+namespace detail {
+void sync_thread_count() {
+  const int g = generation.load(std::memory_order_relaxed);
+  if (synced_generation != g) {
+    omp_set_num_threads(num_threads());
+    synced_generation = g;
+  }
+}
+}  // namespace detail
+
+}  // namespace deft

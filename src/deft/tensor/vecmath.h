@@ -1,0 +1,45 @@
+// Internal: branch-free float math that GCC vectorises (std::exp does not
+// without -ffast-math). Accurate to a few ulp over the float range; NaN in,
+// NaN out; exp overflows to inf and underflows to 0 as expf does.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+namespace deft::vm {
+
+inline float exp(float x) {
+  const float xc = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+  const float fx = std::floor(xc * 1.44269504088896341f + 0.5f);
+  float r = xc - fx * 0.693359375f;
+  r = r - fx * -2.12194440e-4f;
+  float y = 1.9875691500e-4f;
+  y = y * r + 1.3981999507e-3f;
+  y = y * r + 8.3334519073e-3f;
+  y = y * r + 4.1665795894e-2f;
+  y = y * r + 1.6666665459e-1f;
+  y = y * r + 5.0000001201e-1f;
+  y = y * r * r + r + 1.0f;
+  const int32_t bits = (static_cast<int32_t>(fx) + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, sizeof(scale));
+  float out = y * scale;
+  out = x < -87.0f ? 0.0f : out;  // subnormal results flush to zero
+  out = x > 88.7228391f ? INFINITY : out;
+  return x != x ? x : out;
+}
+
+inline float sigmoid(float x) { return 1.0f / (1.0f + vm::exp(-x)); }
+
+inline float tanh(float x) {
+  // tanh(x) = sign(x) * (1 - e) / (1 + e), e = exp(-2|x|); no cancellation for large |x|.
+  const float ax = x < 0 ? -x : x;
+  const float e = vm::exp(-2.0f * ax);
+  float t = (1.0f - e) / (1.0f + e);
+  const float x2 = ax * ax;  // small |x|: Taylor series avoids the cancellation in 1 - e
+  t = ax < 0.0625f ? ax * (1.0f + x2 * (-1.0f / 3 + x2 * (2.0f / 15 - x2 * 17.0f / 315))) : t;
+  return x < 0 ? -t : t;
+}
+
+}  // namespace deft::vm
