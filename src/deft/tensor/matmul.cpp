@@ -51,6 +51,11 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
                    shape_str(b_in.shape()));
   const Shape ba(a.shape().begin(), a.shape().end() - 2);
   const Shape bb(b.shape().begin(), b.shape().end() - 2);
+  for (size_t i = 1; i <= std::min(ba.size(), bb.size()); ++i) {  // name the full shapes, not the batch parts
+    const int64_t da = ba[ba.size() - i], db = bb[bb.size() - i];
+    DEFT_CHECK_SHAPE(da == db || da == 1 || db == 1, "matmul: batch dimensions of shapes {} and {} cannot be broadcast",
+                     shape_str(a_in.shape()), shape_str(b_in.shape()));
+  }
   const Shape batch = broadcast_shapes(ba, bb, "matmul");
   Shape out_shape = batch;
   out_shape.push_back(M);

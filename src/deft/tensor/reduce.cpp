@@ -88,6 +88,19 @@ void reduce_impl(const Tensor& x, const std::vector<int64_t>& axes, float* out) 
   const bool red_flat = rp.shape.size() == 1 && (rp.inner_stride(0) == 1 || rp.shape[0] == 1);
   const bool kept_flat = kp.shape.size() == 1 && kp.inner_stride(0) == 1;
 
+  if (!red_flat && n_red > kBlock) {
+    // Long strided reduction (e.g. a full reduction of a transposed or sliced view):
+    // one running float per output would lose precision over this many elements, so
+    // copy into contiguous rows (kept axes first, reduced axes last) and take the
+    // laned, blocked row path below.
+    std::vector<int64_t> perm, last_axes;
+    for (int64_t i = 0; i < nd; ++i)
+      if (!std::binary_search(axes.begin(), axes.end(), i)) perm.push_back(i);
+    for (int64_t i = static_cast<int64_t>(perm.size()); i < nd; ++i) last_axes.push_back(i);
+    perm.insert(perm.end(), axes.begin(), axes.end());
+    reduce_impl<Op>(contiguous(permute(x, perm)), last_axes, out);
+    return;
+  }
   if (red_flat) {  // each output reduces one contiguous row
     if (n_out == 1) {
       out[0] = row_reduce<Op>(p, n_red, true);

@@ -10,7 +10,8 @@
 namespace deft::vm {
 
 inline float exp(float x) {
-  const float xc = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+  // ln(FLT_MIN) and ln(FLT_MAX): every result in between is a normal float.
+  const float xc = x < -87.33654f ? -87.33654f : (x > 88.7228391f ? 88.7228391f : x);
   const float fx = std::floor(xc * 1.44269504088896341f + 0.5f);
   float r = xc - fx * 0.693359375f;
   r = r - fx * -2.12194440e-4f;
@@ -21,11 +22,15 @@ inline float exp(float x) {
   y = y * r + 1.6666665459e-1f;
   y = y * r + 5.0000001201e-1f;
   y = y * r * r + r + 1.0f;
-  const int32_t bits = (static_cast<int32_t>(fx) + 127) << 23;
-  float scale;
-  std::memcpy(&scale, &bits, sizeof(scale));
-  float out = y * scale;
-  out = x < -87.0f ? 0.0f : out;  // subnormal results flush to zero
+  // 2^fx as two factors: fx reaches 128 near ln(FLT_MAX), past the largest float exponent.
+  const int32_t e = static_cast<int32_t>(fx);
+  const int32_t bits1 = ((e >> 1) + 127) << 23;
+  const int32_t bits2 = ((e - (e >> 1)) + 127) << 23;
+  float scale1, scale2;
+  std::memcpy(&scale1, &bits1, sizeof(scale1));
+  std::memcpy(&scale2, &bits2, sizeof(scale2));
+  float out = y * scale1 * scale2;
+  out = x < -87.33654f ? 0.0f : out;  // subnormal results flush to zero
   out = x > 88.7228391f ? INFINITY : out;
   return x != x ? x : out;
 }
