@@ -263,6 +263,7 @@ Tensor convert(const Tensor& x, DType dtype) {
 Tensor cat(const std::vector<Tensor>& xs, int64_t axis) {
   DEFT_CHECK(!xs.empty(), "cat: no tensors given");
   const Tensor& first = xs[0];
+  DEFT_CHECK_SHAPE(first.dim() > 0, "cat: zero-dimensional tensors cannot be concatenated; use stack");
   const int64_t d = normalize_axis(axis, first.dim(), "cat");
   Shape out_shape = first.shape();
   int64_t total = 0;
@@ -331,6 +332,7 @@ Tensor index_select(const Tensor& x, int64_t axis, const Tensor& index) {
   check_index(index, "index_select");
   DEFT_CHECK_SHAPE(index.dim() <= 1, "index_select: index must be 1-D, got shape {}",
                    shape_str(index.shape()));
+  DEFT_CHECK_SHAPE(x.dim() > 0, "index_select: input must have at least 1 dim, got shape []");
   const int64_t d = normalize_axis(axis, x.dim(), "index_select");
   const Tensor xc = contiguous(x);
   const Tensor ic = contiguous(index);
@@ -362,6 +364,7 @@ Tensor index_select(const Tensor& x, int64_t axis, const Tensor& index) {
 Tensor index_add(const Shape& shape, int64_t axis, const Tensor& index, const Tensor& src) {
   check_index(index, "index_add");
   DEFT_CHECK(src.dtype() == DType::Float32, "index_add: source must be float32");
+  DEFT_CHECK_SHAPE(!shape.empty(), "index_add: shape must have at least 1 dim, got []");
   const int64_t d = normalize_axis(axis, static_cast<int64_t>(shape.size()), "index_add");
   const Tensor ic = contiguous(index);
   const Tensor sc = contiguous(src);
@@ -397,6 +400,7 @@ template <class F>
 void for_each_index(const Shape& x_shape, int64_t d, const Tensor& ic, const char* op, F&& f) {
   const Shape& is = ic.shape();
   const int64_t nd = static_cast<int64_t>(is.size());
+  DEFT_CHECK_SHAPE(!x_shape.empty(), "{}: input must have at least 1 dim, got shape []", op);
   DEFT_CHECK_SHAPE(nd == static_cast<int64_t>(x_shape.size()), "{}: index shape {} and input shape {} differ in rank",
                    op, shape_str(is), shape_str(x_shape));
   for (int64_t i = 0; i < nd; ++i)

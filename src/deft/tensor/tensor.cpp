@@ -187,7 +187,8 @@ Tensor Tensor::arange(double start, double end, double step, DType dtype) {
 
 Tensor Tensor::from_buffer(const void* data, const Shape& shape, DType dtype) {
   Tensor t = empty(shape, dtype);
-  std::memcpy(t.raw_data(), data, static_cast<size_t>(t.numel()) * dtype_size(dtype));
+  if (t.numel() > 0)  // an empty std::vector's data() may be null, which memcpy must not get
+    std::memcpy(t.raw_data(), data, static_cast<size_t>(t.numel()) * dtype_size(dtype));
   return t;
 }
 
