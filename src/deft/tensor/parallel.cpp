@@ -23,6 +23,7 @@ std::atomic<int>& threads_setting() {
 }
 std::atomic<int> generation{1};
 thread_local int synced_generation = 0;
+thread_local bool t_serial = false;
 
 }  // namespace
 
@@ -33,8 +34,22 @@ void set_num_threads(int n) {
   generation.fetch_add(1);
 }
 
+SerialScope::SerialScope() : previous_(t_serial) {
+  t_serial = true;
+  omp_set_num_threads(1);  // oneDNN reads the calling thread's team size
+  synced_generation = -1;
+}
+SerialScope::~SerialScope() {
+  t_serial = previous_;
+  synced_generation = -1;
+  if (!t_serial) detail::sync_thread_count();
+}
+
 namespace detail {
+bool thread_is_serial() { return t_serial; }
+
 void sync_thread_count() {
+  if (t_serial) return;
   const int g = generation.load(std::memory_order_relaxed);
   if (synced_generation != g) {
     omp_set_num_threads(num_threads());

@@ -25,7 +25,22 @@ void set_num_threads(int n);  // n <= 0: all cores
 namespace detail {
 // Makes the calling thread's OpenMP team size match num_threads(); cheap when it does.
 void sync_thread_count();
+bool thread_is_serial();
 }  // namespace detail
+
+// While alive, kernels called from this thread run single-threaded (used by
+// background workers such as the data loader's, so they never start OpenMP
+// teams of their own next to the main pool).
+class SerialScope {
+ public:
+  SerialScope();
+  ~SerialScope();
+  SerialScope(const SerialScope&) = delete;
+  SerialScope& operator=(const SerialScope&) = delete;
+
+ private:
+  bool previous_;
+};
 
 template <class F>
 void parallel_for(int64_t begin, int64_t end, int64_t grain, const F& f) {
@@ -33,7 +48,7 @@ void parallel_for(int64_t begin, int64_t end, int64_t grain, const F& f) {
   if (n <= 0) return;
   const int threads = num_threads();
   const int64_t chunks = std::min<int64_t>(threads, (n + grain - 1) / std::max<int64_t>(grain, 1));
-  if (chunks <= 1 || omp_in_parallel()) {
+  if (chunks <= 1 || omp_in_parallel() || detail::thread_is_serial()) {
     f(begin, end);
     return;
   }
