@@ -17,6 +17,7 @@ Dataset Dataset::subset(const Tensor& indices) const {
   out.task = task;
   out.class_names = class_names;
   out.feature_names = feature_names;
+  out.schema = schema;
   if (features.defined()) out.features = kernel::index_select(features, 0, indices);
   if (labels.defined()) out.labels = kernel::index_select(labels, 0, indices);
   if (!texts.empty()) {

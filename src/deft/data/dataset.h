@@ -9,6 +9,7 @@
 //   fm.train.class_names[fm.train.labels[i]]  // "Ankle boot"
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -18,6 +19,8 @@
 namespace deft::data {
 
 enum class Task { Classification, Regression };
+
+struct TableSchema;  // csv.h: column types and category codes of data read from a table
 
 struct Dataset {
   std::string name;    // e.g. "fashion-mnist" or the source path
@@ -31,6 +34,9 @@ struct Dataset {
   std::vector<std::string> class_names;    // index -> name, classification only
   std::vector<std::string> feature_names;  // tables: one per feature column
   std::vector<std::string> texts;          // text datasets: the raw strings, one per example
+  // Tables: which feature columns are categorical codes and what they mean; the
+  // preprocessing needs it. Null for images and text.
+  std::shared_ptr<const TableSchema> schema;
 
   int64_t size() const;
   bool is_image() const { return features.defined() && features.dim() == 4; }
