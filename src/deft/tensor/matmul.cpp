@@ -1,9 +1,16 @@
-// Matrix multiply through oneDNN's SGEMM. Measured here against OpenBLAS (with
-// its core type forced to SkylakeX) and BLIS (bench/bench_gemm.cpp): oneDNN was
-// fastest at every shape and runs on the same OpenMP pool as deft's kernels.
+// Matrix multiply through oneDNN. Measured here (bench/bench_kernels.cpp,
+// bench/README.md) against OpenBLAS (core type forced to SkylakeX) and BLIS
+// (forced to its AVX-512 kernels): oneDNN was fastest at every shape, and it
+// runs on the same OpenMP pool as deft's kernels. Within oneDNN, dnnl_sgemm
+// wins on one thread and on large matrices; on several threads its matmul
+// primitive (brgemm) is 8-13% faster on the MLP's shapes, so those use a
+// cached primitive.
 #include <dnnl.h>
 
 #include <cstring>
+#include <dnnl.hpp>
+#include <map>
+#include <tuple>
 
 #include "deft/tensor/kernels.h"
 #include "deft/tensor/loops.h"
@@ -29,8 +36,52 @@ MatOperand classify(int64_t rows, int64_t cols, int64_t rs, int64_t cs) {
   return {};
 }
 
+// oneDNN matmul primitives with their memory objects, created once per
+// (shape, layout, threads) and per calling thread, then reused: a call only
+// swaps the data pointers (creating them each time costs ~2 us, 6% of an MLP GEMM).
+struct CachedMatmul {
+  dnnl::matmul prim;
+  dnnl::memory a, b, c;
+};
+struct PrimitiveCache {
+  dnnl::engine engine{dnnl::engine::kind::cpu, 0};
+  dnnl::stream stream{engine};
+  std::map<std::tuple<int64_t, int64_t, int64_t, char, char, int64_t, int64_t, int>, CachedMatmul> entries;
+};
+
+dnnl::memory::desc operand_desc(int64_t rows, int64_t cols, const MatOperand& op) {
+  const dnnl::memory::dims strides = op.trans == 'N' ? dnnl::memory::dims{op.ld, 1} : dnnl::memory::dims{1, op.ld};
+  return dnnl::memory::desc({rows, cols}, dnnl::memory::data_type::f32, strides);
+}
+
+void gemm_primitive(const MatOperand& A, const MatOperand& B, int64_t M, int64_t N, int64_t K, const float* a,
+                    const float* b, float* c, int threads) {
+  thread_local PrimitiveCache cache;
+  const auto key = std::make_tuple(M, N, K, A.trans, B.trans, A.ld, B.ld, threads);
+  auto it = cache.entries.find(key);
+  if (it == cache.entries.end()) {
+    const auto da = operand_desc(M, K, A), db = operand_desc(K, N, B);
+    const dnnl::memory::desc dc({M, N}, dnnl::memory::data_type::f32, dnnl::memory::dims{N, 1});
+    CachedMatmul m{dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(da, db, dc), cache.engine)),
+                   dnnl::memory(da, cache.engine, DNNL_MEMORY_NONE), dnnl::memory(db, cache.engine, DNNL_MEMORY_NONE),
+                   dnnl::memory(dc, cache.engine, DNNL_MEMORY_NONE)};
+    it = cache.entries.emplace(key, std::move(m)).first;
+  }
+  CachedMatmul& m = it->second;
+  m.a.set_data_handle(const_cast<float*>(a));
+  m.b.set_data_handle(const_cast<float*>(b));
+  m.c.set_data_handle(c);
+  m.prim.execute(cache.stream, {{DNNL_ARG_SRC, m.a}, {DNNL_ARG_WEIGHTS, m.b}, {DNNL_ARG_DST, m.c}});
+  cache.stream.wait();
+}
+
 void gemm(const MatOperand& A, const MatOperand& B, int64_t M, int64_t N, int64_t K, const float* a,
           const float* b, float* c) {
+  const int threads = detail::thread_is_serial() || omp_in_parallel() ? 1 : num_threads();
+  if (threads > 1 && static_cast<double>(M) * N * K < 1e8) {
+    gemm_primitive(A, B, M, N, K, a, b, c, threads);
+    return;
+  }
   const dnnl_status_t st = dnnl_sgemm(A.trans, B.trans, M, N, K, 1.0f, a, A.ld, b, B.ld, 0.0f, c, N);
   DEFT_INTERNAL_CHECK(st == dnnl_success, "matmul: oneDNN sgemm failed with status {} (M={}, N={}, K={})",
                       static_cast<int>(st), M, N, K);
