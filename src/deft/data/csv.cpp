@@ -1,5 +1,7 @@
 #include "deft/data/csv.h"
 
+#include "deft/data/text.h"
+
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
@@ -42,40 +44,10 @@ void trim_in_place(std::string& s, char delim) {
 }
 
 // Length of the valid UTF-8 prefix of s (s.size() when all of it is valid).
+// Length of the longest valid UTF-8 prefix (the validator is shared with the text reader).
 size_t utf8_valid_prefix(std::string_view s) {
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  const size_t n = s.size();
-  size_t i = 0;
-  while (i < n) {
-    const unsigned char c = p[i];
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    size_t len;
-    uint32_t cp;
-    if (c >= 0xC2 && c <= 0xDF) {
-      len = 2;
-      cp = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      len = 3;
-      cp = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      len = 4;
-      cp = c & 0x07;
-    } else {
-      return i;
-    }
-    if (i + len > n) return i;
-    for (size_t k = 1; k < len; ++k) {
-      if ((p[i + k] & 0xC0) != 0x80) return i;
-      cp = (cp << 6) | (p[i + k] & 0x3F);
-    }
-    if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
-      return i;
-    i += len;
-  }
-  return n;
+  const size_t bad = find_invalid_utf8(s);
+  return bad == std::string_view::npos ? s.size() : bad;
 }
 
 bool is_ascii(std::string_view s) {
