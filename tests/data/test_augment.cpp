@@ -7,12 +7,15 @@
 #include <random>
 #include <set>
 
+#include "data_test_util.h"
 #include "deft/data/augment.h"
 #include "deft/data/loader.h"
 #include "deft/tensor/parallel.h"
 
 namespace deft::data {
 namespace {
+
+using deft::test_util::expect_input_error;
 
 // Raw pixel batch [N,C,H,W] of whole numbers in [0,255], all distinct-ish.
 Tensor batch(int64_t n, int64_t c, int64_t h, int64_t w, uint32_t seed = 1) {
@@ -23,20 +26,6 @@ Tensor batch(int64_t n, int64_t c, int64_t h, int64_t w, uint32_t seed = 1) {
 }
 
 std::vector<float> values(const Tensor& t) { return t.to_vector<float>(); }
-
-template <class F>
-void expect_input_error(F&& f, const std::vector<std::string>& parts) {
-  try {
-    f();
-    ADD_FAILURE() << "did not throw";
-  } catch (const InputError& e) {
-    const std::string msg = e.what();
-    for (const std::string& p : parts)
-      EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "wrong exception type: " << e.what();
-  }
-}
 
 // Each transform once, applied with probability p.
 std::vector<std::shared_ptr<const Augmentation>> all_transforms(double p) {

@@ -14,11 +14,16 @@
 #include <string>
 #include <vector>
 
+#include "data_test_util.h"
 #include "deft/data/gzip.h"
 #include "deft/data/idx.h"
 #include "deft/tensor/kernels.h"
 
 namespace {
+
+using deft::test_util::TempDir;
+using deft::test_util::write_file;
+using deft::test_util::expect_input_error;
 
 namespace fs = std::filesystem;
 using deft::DType;
@@ -31,30 +36,6 @@ using testing::HasSubstr;
 using Bytes = std::vector<uint8_t>;
 
 const char* kFashionDir = "/usr/share/datasets/fashion-mnist";
-
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "deft-idx-XXXXXX").string();
-    if (mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-  std::string str() const { return path_.string(); }
-
- private:
-  fs::path path_;
-};
-
-void write_file(const std::string& path, const Bytes& b) {
-  std::ofstream f(path, std::ios::binary);
-  f.write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
-  ASSERT_TRUE(f.good()) << path;
-}
 
 Bytes gzip(const Bytes& in) {
   z_stream zs{};
@@ -89,18 +70,8 @@ Bytes idx_u8(const std::vector<uint32_t>& dims, int mul = 1, int add = 0) {
   return b;
 }
 
-// Runs fn, expects an InputError whose message holds every one of `parts`.
-void expect_input_error(const std::function<void()>& fn, const std::vector<std::string>& parts) {
-  try {
-    fn();
-    ADD_FAILURE() << "no InputError thrown (expected one mentioning " << parts.at(0) << ")";
-  } catch (const InputError& e) {
-    for (const std::string& p : parts) EXPECT_THAT(e.what(), HasSubstr(p));
-  }
-}
-
 void expect_idx_error(const Bytes& content, const std::vector<std::string>& parts, const char* name = "bad.idx") {
-  TempDir dir;
+  TempDir dir("deft-idx");
   const std::string path = dir.file(name);
   write_file(path, content);
   std::vector<std::string> all = {path};
@@ -198,7 +169,7 @@ TEST(IdxFashionMnist, LoadFolder) {
 // ---- element types ---------------------------------------------------------------------
 
 TEST(Idx, EveryTypeCode) {
-  TempDir dir;
+  TempDir dir("deft-idx");
   struct Case {
     uint8_t code;
     Bytes payload;
@@ -252,7 +223,7 @@ TEST(Idx, EveryTypeCode) {
 }
 
 TEST(Idx, ShapesAndEmpty) {
-  TempDir dir;
+  TempDir dir("deft-idx");
   write_file(dir.file("a"), idx_u8({2, 3, 4, 5}));
   const Tensor a = deft::data::read_idx(dir.file("a"));
   EXPECT_EQ(a.shape(), (Shape{2, 3, 4, 5}));
@@ -265,7 +236,7 @@ TEST(Idx, ShapesAndEmpty) {
 }
 
 TEST(Idx, GzipDetectedByMagicNotName) {
-  TempDir dir;
+  TempDir dir("deft-idx");
   const Bytes raw = idx_u8({3, 2, 2}, 7, 1);
   write_file(dir.file("plain.gz"), raw);      // .gz name, raw content
   write_file(dir.file("packed.idx"), gzip(raw));  // compressed content, no .gz
@@ -281,7 +252,7 @@ TEST(Idx, GzipDetectedByMagicNotName) {
 }
 
 TEST(Idx, LargeGzipStreamsThroughSmallBuffers) {
-  TempDir dir;
+  TempDir dir("deft-idx");
   Bytes raw = idx_u8({300, 100, 100}, 31, 5);  // 3 MB, several read chunks and buffer growths
   write_file(dir.file("big.gz"), gzip(raw));
   const Tensor t = deft::data::read_idx(dir.file("big.gz"));
@@ -381,7 +352,7 @@ TEST(IdxErrors, GzipTrailingGarbage) {
 }
 
 TEST(IdxErrors, MissingFileAndFolder) {
-  TempDir dir;
+  TempDir dir("deft-idx");
   expect_input_error([&] { deft::data::read_idx(dir.file("nope")); }, {dir.file("nope"), "cannot open"});
   expect_input_error([&] { deft::data::read_idx(dir.str()); }, {dir.str()});
 }
@@ -402,7 +373,7 @@ void write_mnist_folder(const TempDir& dir, uint32_t n_train, uint32_t n_test, b
 }
 
 TEST(IdxFolder, TrainAndTest) {
-  TempDir dir;
+  TempDir dir("deft-idx");
   write_mnist_folder(dir, 6, 3);
   const DatasetSplits d = deft::data::load_idx_folder(dir.str());
   EXPECT_EQ(d.train.features.shape(), (Shape{6, 1, 4, 3}));
@@ -443,7 +414,7 @@ TEST(IdxFolder, TrainOnlyRawAndOtherNamings) {
 }
 
 TEST(IdxFolder, RawPreferredOverItsGz) {
-  TempDir dir;
+  TempDir dir("deft-idx");
   write_mnist_folder(dir, 6, 0, true);
   write_file(dir.file("train-images-idx3-ubyte"), idx_u8({6, 4, 3}, 0, 9));  // all 9s, raw
   const DatasetSplits d = deft::data::load_idx_folder(dir.str());
@@ -451,7 +422,7 @@ TEST(IdxFolder, RawPreferredOverItsGz) {
 }
 
 TEST(IdxFolder, CountMismatchNamesBothFiles) {
-  TempDir dir;
+  TempDir dir("deft-idx");
   write_file(dir.file("train-images-idx3-ubyte.gz"), gzip(idx_u8({5, 2, 2})));
   write_file(dir.file("train-labels-idx1-ubyte.gz"), gzip(idx_u8({4})));
   expect_input_error([&] { deft::data::load_idx_folder(dir.str()); },
@@ -480,7 +451,7 @@ TEST(IdxFolder, MissingAndAmbiguousFiles) {
 }
 
 TEST(IdxFolder, BadLabelFiles) {
-  TempDir dir;
+  TempDir dir("deft-idx");
   write_file(dir.file("train-images-idx3-ubyte"), idx_u8({2, 2, 2}));
   Bytes labels = idx_header(0x09, {2});
   labels.push_back(1);

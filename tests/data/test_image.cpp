@@ -17,11 +17,14 @@
 #include <string>
 #include <vector>
 
+#include "data_test_util.h"
 #include "deft/data/image.h"
 #include "deft/tensor/parallel.h"
 
 namespace deft::data {
 namespace {
+
+using deft::test_util::expect_input_error;
 
 namespace fs = std::filesystem;
 
@@ -57,21 +60,6 @@ void write_bytes(const std::string& path, const std::vector<uint8_t>& b) {
 std::vector<uint8_t> read_bytes(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
-}
-
-// Expects an InputError whose message contains every one of `parts`.
-template <class F>
-void expect_input_error(F&& f, const std::vector<std::string>& parts) {
-  try {
-    f();
-    ADD_FAILURE() << "did not throw";
-  } catch (const InputError& e) {
-    const std::string msg = e.what();
-    for (const std::string& p : parts)
-      EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "wrong exception type: " << e.what();
-  }
 }
 
 Tensor random_image(int64_t c, int64_t h, int64_t w, uint32_t seed) {

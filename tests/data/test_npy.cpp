@@ -13,11 +13,16 @@
 #include <string>
 #include <vector>
 
+#include "data_test_util.h"
 #include "deft/data/npy.h"
 #include "deft/data/registry.h"
 #include "deft/tensor/kernels.h"
 
 namespace {
+
+using deft::test_util::TempDir;
+using deft::test_util::write_file;
+using deft::test_util::expect_input_error;
 
 namespace fs = std::filesystem;
 using deft::DType;
@@ -28,30 +33,6 @@ using deft::data::DatasetSplits;
 using testing::HasSubstr;
 
 using Bytes = std::vector<uint8_t>;
-
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "deft-npy-XXXXXX").string();
-    if (mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-  std::string str() const { return path_.string(); }
-
- private:
-  fs::path path_;
-};
-
-void write_file(const std::string& path, const Bytes& b) {
-  std::ofstream f(path, std::ios::binary);
-  f.write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
-  ASSERT_TRUE(f.good()) << path;
-}
 
 Bytes read_file(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
@@ -64,15 +45,6 @@ int run_python(const TempDir& dir, const std::string& body) {
   std::ofstream(script) << "import sys, numpy as np\nDIR = sys.argv[1]\n" << body << "\n";
   const std::string cmd = "/usr/bin/python3 " + script + " " + dir.str();
   return std::system(cmd.c_str());
-}
-
-void expect_input_error(const std::function<void()>& fn, const std::vector<std::string>& parts) {
-  try {
-    fn();
-    ADD_FAILURE() << "no InputError thrown (expected one mentioning " << parts.at(0) << ")";
-  } catch (const InputError& e) {
-    for (const std::string& p : parts) EXPECT_THAT(e.what(), HasSubstr(p));
-  }
 }
 
 // Files written once by numpy for the whole suite.
@@ -268,7 +240,7 @@ TEST_F(NumpyFiles, NpzAsDataset) {
 }
 
 TEST_F(NumpyFiles, NpzDatasetMismatches) {
-  TempDir dir;
+  TempDir dir("deft-npy");
   ASSERT_EQ(run_python(dir, R"PY(
 import os
 np.savez(os.path.join(DIR, 'count.npz'), x=np.zeros((4, 2)), y=np.zeros(3, dtype='<i8'))
@@ -288,7 +260,7 @@ np.savez(os.path.join(DIR, 'shape.npz'), x_train=np.zeros((2, 2)), y_train=np.ar
 // ---- writing ------------------------------------------------------------------------
 
 TEST(NpyWrite, RoundTripAndNumpyReadsIt) {
-  TempDir dir;
+  TempDir dir("deft-npy");
   const Tensor f = Tensor::from_vector(std::vector<float>{1.5f, -2.f, 0.f, 3.25f, 1e-7f, -1e7f}, {2, 3});
   const Tensor i = Tensor::from_vector(std::vector<int64_t>{-(int64_t{1} << 50), 0, 7}, {3});
   const Tensor u = Tensor::from_vector(std::vector<uint8_t>{0, 255, 1, 2, 3, 4, 5, 6}, {2, 1, 2, 2});
@@ -331,13 +303,13 @@ ft = L('ft.npy'); assert (ft == f.T).all()
 }
 
 TEST(NpyWrite, UnwritablePathIsInputError) {
-  TempDir dir;
+  TempDir dir("deft-npy");
   const std::string path = dir.file("no/such/folder/x.npy");
   expect_input_error([&] { deft::data::write_npy(path, Tensor::zeros({2})); }, {path, "cannot create"});
 }
 
 TEST(NpyWrite, NpyFolderAsDataset) {
-  TempDir dir;
+  TempDir dir("deft-npy");
   deft::data::write_npy(dir.file("x_train.npy"), Tensor::ones({4, 3}));
   deft::data::write_npy(dir.file("y_train.npy"), Tensor::from_vector(std::vector<int64_t>{0, 1, 1, 0}));
   deft::data::write_npy(dir.file("x_test.npy"), Tensor::zeros({2, 3}));
@@ -365,7 +337,7 @@ Bytes npy_with_header(const std::string& header, size_t payload, int major = 1) 
 }
 
 void expect_npy_error(const Bytes& content, const std::vector<std::string>& parts) {
-  TempDir dir;
+  TempDir dir("deft-npy");
   const std::string path = dir.file("bad.npy");
   write_file(path, content);
   std::vector<std::string> all = {path};
@@ -425,7 +397,7 @@ TEST(NpyErrors, HeaderAndPayload) {
 }
 
 void expect_npz_error(const Bytes& content, const std::vector<std::string>& parts) {
-  TempDir dir;
+  TempDir dir("deft-npy");
   const std::string path = dir.file("bad.npz");
   write_file(path, content);
   std::vector<std::string> all = {path};
@@ -448,7 +420,7 @@ TEST_F(NumpyFiles, CorruptNpz) {
   for (size_t at = 40; at < 120; at += 3) {
     Bytes c = comp;
     c[at] ^= 0x55;
-    TempDir dir;
+    TempDir dir("deft-npy");
     write_file(dir.file("c.npz"), c);
     try {
       deft::data::read_npz(dir.file("c.npz"));

@@ -17,12 +17,17 @@
 
 #include <unistd.h>
 
+#include "data_test_util.h"
 #include "deft/data/idx.h"
 #include "deft/data/image.h"
 #include "deft/data/npy.h"
 #include "deft/data/registry.h"
 
 namespace {
+
+using deft::test_util::TempDir;
+using deft::test_util::write_file;
+using deft::test_util::expect_input_error;
 
 namespace fs = std::filesystem;
 using deft::DType;
@@ -34,30 +39,6 @@ using testing::HasSubstr;
 
 using Bytes = std::vector<uint8_t>;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "deft-reg-XXXXXX").string();
-    if (mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-  std::string str() const { return path_.string(); }
-
- private:
-  fs::path path_;
-};
-
-void write_file(const std::string& path, const Bytes& b) {
-  std::ofstream f(path, std::ios::binary);
-  f.write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
-  ASSERT_TRUE(f.good()) << path;
-}
-
 Bytes idx_u8(const std::vector<uint32_t>& dims, int mul = 1) {
   Bytes b = {0, 0, 0x08, static_cast<uint8_t>(dims.size())};
   size_t n = 1;
@@ -67,15 +48,6 @@ Bytes idx_u8(const std::vector<uint32_t>& dims, int mul = 1) {
   }
   for (size_t i = 0; i < n; ++i) b.push_back(static_cast<uint8_t>(i * mul));
   return b;
-}
-
-void expect_input_error(const std::function<void()>& fn, const std::vector<std::string>& parts) {
-  try {
-    fn();
-    ADD_FAILURE() << "no InputError thrown (expected one mentioning " << parts.at(0) << ")";
-  } catch (const InputError& e) {
-    for (const std::string& p : parts) EXPECT_THAT(e.what(), HasSubstr(p));
-  }
 }
 
 // Sets an environment variable for the scope of a test.
@@ -171,7 +143,7 @@ TEST(Registry, MissingFilesSayHowToInstall) {
 }
 
 TEST(Registry, PathsAndUnknownNames) {
-  TempDir dir;
+  TempDir dir("deft-reg");
   expect_input_error([] { deft::data::load_dataset("no-such-dataset"); },
                      {"no-such-dataset", "not a known dataset name", "fashion-mnist"});
   expect_input_error([&] { deft::data::load_path(dir.file("missing.csv")); },

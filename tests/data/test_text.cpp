@@ -8,10 +8,13 @@
 #include <string>
 #include <vector>
 
+#include "data_test_util.h"
 #include "deft/data/text.h"
 
 namespace deft::data {
 namespace {
+
+using deft::test_util::expect_input_error;
 
 namespace fs = std::filesystem;
 
@@ -44,20 +47,6 @@ class TextTempDir {
  private:
   fs::path path_;
 };
-
-template <class F>
-void expect_input_error(F&& f, const std::vector<std::string>& parts) {
-  try {
-    f();
-    ADD_FAILURE() << "did not throw";
-  } catch (const InputError& e) {
-    const std::string msg = e.what();
-    for (const std::string& p : parts)
-      EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "wrong exception type: " << e.what();
-  }
-}
 
 std::vector<std::string> label_names(const Dataset& d) {
   std::vector<std::string> out;
