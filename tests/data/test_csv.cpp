@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "data_test_util.h"
 #include "deft/data/csv.h"
 #include "deft/data/preprocess.h"
 
@@ -21,6 +22,8 @@ using namespace deft;
 using namespace deft::data;
 
 namespace {
+
+using deft::test_util::expect_input_error;
 
 namespace fs = std::filesystem;
 
@@ -47,21 +50,6 @@ class TempDir {
  private:
   fs::path path_;
 };
-
-// Runs f, which must throw deft::InputError whose message contains every piece.
-void expect_input_error(const std::function<void()>& f, const std::vector<std::string>& pieces) {
-  try {
-    f();
-  } catch (const InputError& e) {
-    const std::string msg = e.what();
-    for (const auto& p : pieces) EXPECT_NE(msg.find(p), std::string::npos) << "message: " << msg << "\nmissing: " << p;
-    return;
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "expected deft::InputError, got another exception: " << e.what();
-    return;
-  }
-  ADD_FAILURE() << "expected deft::InputError, nothing was thrown";
-}
 
 std::vector<std::string> names_of(const CsvTable& t) { return t.column_names(); }
 

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "data_test_util.h"
 #include "deft/data/csv.h"
 #include "deft/data/preprocess.h"
 
@@ -22,6 +23,8 @@ using namespace deft;
 using namespace deft::data;
 
 namespace {
+
+using deft::test_util::expect_input_error;
 
 const float kNaN = std::numeric_limits<float>::quiet_NaN();
 
@@ -35,20 +38,6 @@ Dataset table(const std::vector<float>& x, int64_t f, const std::vector<int64_t>
 }
 
 std::vector<float> values(const Dataset& d) { return d.features.to_vector<float>(); }
-
-void expect_input_error(const std::function<void()>& f, const std::vector<std::string>& pieces) {
-  try {
-    f();
-  } catch (const InputError& e) {
-    const std::string msg = e.what();
-    for (const auto& p : pieces) EXPECT_NE(msg.find(p), std::string::npos) << "message: " << msg << "\nmissing: " << p;
-    return;
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "expected deft::InputError, got: " << e.what();
-    return;
-  }
-  ADD_FAILURE() << "expected deft::InputError, nothing was thrown";
-}
 
 bool same_bits(const Tensor& a, const Tensor& b) {
   if (a.shape() != b.shape() || a.dtype() != b.dtype()) return false;
