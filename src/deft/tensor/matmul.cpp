@@ -19,6 +19,9 @@
 namespace deft::kernel {
 namespace {
 
+// Below this M*N*K a product runs on one thread whatever the pool size.
+constexpr double kSerialVolume = 1 << 18;
+
 struct MatOperand {
   char trans = 'N';
   int64_t ld = 0;
@@ -78,7 +81,18 @@ void gemm_primitive(const MatOperand& A, const MatOperand& B, int64_t M, int64_t
 void gemm(const MatOperand& A, const MatOperand& B, int64_t M, int64_t N, int64_t K, const float* a,
           const float* b, float* c) {
   const int threads = detail::thread_is_serial() || omp_in_parallel() ? 1 : num_threads();
-  if (threads > 1 && static_cast<double>(M) * N * K < 1e8) {
+  const double volume = static_cast<double>(M) * N * K;
+  if (threads > 1 && volume < kSerialVolume) {
+    // Tiny products (an MLP's output layer): waking a second thread costs more
+    // than the multiply (measured 6-8 us vs ~1 us per call on this VM).
+    omp_set_num_threads(1);
+    const dnnl_status_t st = dnnl_sgemm(A.trans, B.trans, M, N, K, 1.0f, a, A.ld, b, B.ld, 0.0f, c, N);
+    omp_set_num_threads(threads);
+    DEFT_INTERNAL_CHECK(st == dnnl_success, "matmul: oneDNN sgemm failed with status {} (M={}, N={}, K={})",
+                        static_cast<int>(st), M, N, K);
+    return;
+  }
+  if (threads > 1 && volume < 1e8) {
     gemm_primitive(A, B, M, N, K, a, b, c, threads);
     return;
   }
