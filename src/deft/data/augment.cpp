@@ -42,7 +42,6 @@ int64_t randint(Generator& g, int64_t n) {
   return std::min<int64_t>(n - 1, static_cast<int64_t>(g.next_double() * static_cast<double>(n)));
 }
 
-inline float to_unit(uint32_t x) { return static_cast<float>(x >> 8) * 0x1.0p-24f; }  // [0,1)
 
 void check_p(double p, const char* what) {
   DEFT_CHECK(p >= 0.0 && p <= 1.0, "{}: p must be in [0, 1], got {}", what, p);
@@ -268,7 +267,7 @@ bool RandomErasing::apply_example(const float* src, float* dst, ImageDims in, Ge
       for (int64_t y = top; y < top + eh; ++y) {
         float* row = dst + (c * in.h + y) * in.w;
         for (int64_t x = left; x < left + ew; ++x)
-          row[x] = random_fill_ ? 255.0f * to_unit(gen.next_u32()) : 0.0f;
+          row[x] = random_fill_ ? 255.0f * unit_float(gen.next_u32()) : 0.0f;
       }
     return true;
   }
@@ -296,16 +295,7 @@ bool GaussianNoise::apply_example(const float* src, float* dst, ImageDims in, Ge
   const uint64_t key = gen.seed();
   const float s = static_cast<float>(std_);
   for (int64_t b = 0; b < blocks; ++b) {
-    const auto r = philox4x32(first + static_cast<uint64_t>(b), key);
-    float z[4];
-    for (int pair = 0; pair < 2; ++pair) {  // Box-Muller; 1 - u keeps log's argument in (0, 1]
-      const float u1 = 1.0f - to_unit(r[2 * pair]);
-      const float u2 = to_unit(r[2 * pair + 1]);
-      const float rad = std::sqrt(-2.0f * std::log(u1));
-      const float th = 6.28318530717958647692f * u2;
-      z[2 * pair] = rad * std::cos(th);
-      z[2 * pair + 1] = rad * std::sin(th);
-    }
+    const auto z = philox_normal4(first + static_cast<uint64_t>(b), key);
     for (int l = 0; l < 4 && b * 4 + l < n; ++l) {
       const int64_t k = b * 4 + l;
       dst[k] = std::clamp(src[k] + s * z[l], 0.0f, 255.0f);

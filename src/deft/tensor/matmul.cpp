@@ -82,21 +82,16 @@ void gemm(const MatOperand& A, const MatOperand& B, int64_t M, int64_t N, int64_
           const float* b, float* c) {
   const int threads = detail::thread_is_serial() || omp_in_parallel() ? 1 : num_threads();
   const double volume = static_cast<double>(M) * N * K;
-  if (threads > 1 && volume < kSerialVolume) {
-    // Tiny products (an MLP's output layer): waking a second thread costs more
-    // than the multiply (measured 6-8 us vs ~1 us per call on this VM).
-    omp_set_num_threads(1);
-    const dnnl_status_t st = dnnl_sgemm(A.trans, B.trans, M, N, K, 1.0f, a, A.ld, b, B.ld, 0.0f, c, N);
-    omp_set_num_threads(threads);
-    DEFT_INTERNAL_CHECK(st == dnnl_success, "matmul: oneDNN sgemm failed with status {} (M={}, N={}, K={})",
-                        static_cast<int>(st), M, N, K);
-    return;
-  }
-  if (threads > 1 && volume < 1e8) {
+  if (threads > 1 && volume >= kSerialVolume && volume < 1e8) {
     gemm_primitive(A, B, M, N, K, a, b, c, threads);
     return;
   }
+  // Tiny products (an MLP's output layer) run on one thread: waking a second
+  // costs more than the multiply (measured 6-8 us vs ~1 us per call on this VM).
+  const bool single = threads > 1 && volume < kSerialVolume;
+  if (single) omp_set_num_threads(1);
   const dnnl_status_t st = dnnl_sgemm(A.trans, B.trans, M, N, K, 1.0f, a, A.ld, b, B.ld, 0.0f, c, N);
+  if (single) omp_set_num_threads(threads);
   DEFT_INTERNAL_CHECK(st == dnnl_success, "matmul: oneDNN sgemm failed with status {} (M={}, N={}, K={})",
                       static_cast<int>(st), M, N, K);
 }

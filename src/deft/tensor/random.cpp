@@ -28,15 +28,27 @@ std::array<uint32_t, 4> philox4x32(uint64_t counter, uint64_t key) {
   return {c0, c1, c2, c3};
 }
 
+std::array<float, 4> philox_normal4(uint64_t counter, uint64_t key) {
+  const auto r = philox4x32(counter, key);
+  std::array<float, 4> z;
+  for (int pair = 0; pair < 2; ++pair) {
+    // Box-Muller; 1 - u keeps the log argument in (0, 1].
+    const float u1 = 1.0f - unit_float(r[2 * pair]);
+    const float u2 = unit_float(r[2 * pair + 1]);
+    const float rad = std::sqrt(-2.0f * std::log(u1));
+    const float th = 6.28318530717958647692f * u2;
+    z[2 * pair] = rad * std::cos(th);
+    z[2 * pair + 1] = rad * std::sin(th);
+  }
+  return z;
+}
+
 Generator& default_generator() {
   static Generator gen(0);
   return gen;
 }
 void manual_seed(uint64_t seed) { default_generator().set_state(seed, 0); }
 
-namespace {
-inline float to_unit(uint32_t x) { return static_cast<float>(x >> 8) * 0x1.0p-24f; }  // [0,1)
-}  // namespace
 
 Tensor Tensor::uniform(const Shape& shape, float low, float high, Generator& gen) {
   Tensor out = empty(shape, DType::Float32);
@@ -48,7 +60,7 @@ Tensor Tensor::uniform(const Shape& shape, float low, float high, Generator& gen
   parallel_for(0, (n + 3) / 4, 4096, [&](int64_t b, int64_t e) {
     for (int64_t blk = b; blk < e; ++blk) {
       const auto r = philox4x32(base + blk, key);
-      for (int l = 0; l < 4 && blk * 4 + l < n; ++l) p[blk * 4 + l] = low + scale * to_unit(r[l]);
+      for (int l = 0; l < 4 && blk * 4 + l < n; ++l) p[blk * 4 + l] = low + scale * unit_float(r[l]);
     }
   });
   return out;
@@ -62,17 +74,7 @@ Tensor Tensor::normal(const Shape& shape, float mean, float stddev, Generator& g
   float* p = out.data<float>();
   parallel_for(0, (n + 3) / 4, 2048, [&](int64_t b, int64_t e) {
     for (int64_t blk = b; blk < e; ++blk) {
-      const auto r = philox4x32(base + blk, key);
-      float z[4];
-      for (int pair = 0; pair < 2; ++pair) {
-        // Box-Muller; 1 - u keeps the log argument in (0, 1].
-        const float u1 = 1.0f - to_unit(r[2 * pair]);
-        const float u2 = to_unit(r[2 * pair + 1]);
-        const float rad = std::sqrt(-2.0f * std::log(u1));
-        const float th = 6.28318530717958647692f * u2;
-        z[2 * pair] = rad * std::cos(th);
-        z[2 * pair + 1] = rad * std::sin(th);
-      }
+      const auto z = philox_normal4(base + blk, key);
       for (int l = 0; l < 4 && blk * 4 + l < n; ++l) p[blk * 4 + l] = mean + stddev * z[l];
     }
   });

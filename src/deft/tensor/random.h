@@ -14,6 +14,10 @@
 namespace deft {
 
 std::array<uint32_t, 4> philox4x32(uint64_t counter, uint64_t key);
+// Four standard normals from one Philox block (Box-Muller on its two pairs).
+std::array<float, 4> philox_normal4(uint64_t counter, uint64_t key);
+// A uniform float in [0, 1) from 24 random bits.
+inline float unit_float(uint32_t x) { return static_cast<float>(x >> 8) * 0x1.0p-24f; }
 
 class Generator {
  public:
