@@ -6,7 +6,10 @@
 #include <iostream>
 
 #include "deft/data/inspect.h"
+#include "deft/data/registry.h"
+#include "deft/train/run.h"
 #include "deft/tensor/error.h"
+#include "deft/tensor/file_io.h"
 #include "deft/tensor/parallel.h"
 #include "deft/version.h"
 
@@ -23,6 +26,154 @@ int run_data_inspect(const DataInspectArgs& a) {
   const nlohmann::json r = deft::data::inspect_data(a.path, {.target = a.target, .resize = a.resize});
   if (a.json) std::cout << r.dump(2) << "\n";
   else std::cout << deft::data::format_inspection(r);
+  return 0;
+}
+
+// ---- train ----------------------------------------------------------------------------
+
+struct TrainArgs {
+  std::string config;
+  nlohmann::json flags = nlohmann::json::object();  // flags given on the command line override the file
+};
+
+int run_train(const TrainArgs& a) {
+  nlohmann::json cfg = a.config.empty() ? nlohmann::json::object() : deft::train::load_config_file(a.config);
+  for (auto it = a.flags.begin(); it != a.flags.end(); ++it) cfg[it.key()] = it.value();
+  const auto c = deft::train::TrainConfig::from_json(cfg);
+  const auto r = deft::train::run_training(c);
+  const nlohmann::json& m = r.metrics;
+  if (c.raw["verbose"].get<int64_t>() > 0) {
+    std::printf("%s", r.model.summary().c_str());
+    if (!m["test"].is_null()) {
+      std::printf("test: accuracy %.4f - loss %.4f - precision_macro %.4f - recall_macro %.4f - f1_macro %.4f\n",
+                  m["test"].value("accuracy", 0.0), m["test"].value("loss", 0.0), m["test"].value("precision_macro", 0.0),
+                  m["test"].value("recall_macro", 0.0), m["test"].value("f1_macro", 0.0));
+      if (r.test.confusion && r.model.class_names().size() <= 2)
+        std::printf("%s", deft::train::format_classification_report(*r.test.confusion, r.model.class_names()).c_str());
+    }
+    std::printf("train: %.0f samples/s (median epoch), wall %.1f s, peak RSS %.0f MiB\n",
+                m["train_samples_per_s"].get<double>(), m["wall_s"].get<double>(), m["peak_rss_mib"].get<double>());
+    if (m.contains("model_file")) std::printf("saved %s\n", m["model_file"].get<std::string>().c_str());
+  }
+  return 0;
+}
+
+// ---- eval / predict -------------------------------------------------------------------
+
+struct EvalArgs {
+  std::string model, data, split = "test", metrics_out, target;
+  bool json = false;
+  int64_t batch_size = 1000;
+};
+
+// The examples to evaluate: the data split the same way training split it (same
+// seed, same binary relabelling) when the model remembers its training config.
+deft::data::Dataset eval_data(deft::train::Model& model, const std::string& data, const std::string& split,
+                              const std::string& target) {
+  nlohmann::json cfg = model.provenance().value("config", nlohmann::json::object());
+  cfg["data"] = data;
+  if (!target.empty()) cfg["target"] = target;
+  for (const char* drop : {"resume", "checkpoint", "out", "metrics_out", "log"}) cfg.erase(drop);
+  const auto splits = deft::train::load_training_data(deft::train::TrainConfig::from_json(cfg));
+  if (split == "train") return splits.train;
+  if (split == "validation") {
+    DEFT_CHECK(splits.validation.has_value(), "{}: has no validation split", data);
+    return *splits.validation;
+  }
+  if (split == "test") {
+    DEFT_CHECK(splits.test.has_value(), "{}: has no test split", data);
+    return *splits.test;
+  }
+  DEFT_CHECK(false, "--split must be train, validation or test, got '{}'", split);
+  return {};
+}
+
+int run_eval(const EvalArgs& a) {
+  auto model = deft::train::Model::load(a.model);
+  const auto d = eval_data(model, a.data, a.split, a.target);
+  const auto ev = model.evaluate_full(d, {.batch_size = a.batch_size});
+  nlohmann::json m;
+  m["command"] = "eval";
+  m["dataset"] = a.data;
+  m["model"] = a.model;
+  m["split"] = a.split;
+  m["epochs"] = model.epochs_trained();
+  m["test"] = deft::train::evaluation_json(ev, model.class_names());
+  m["wall_s"] = ev.seconds;
+  m["eval_samples_per_s"] = ev.seconds > 0 ? static_cast<double>(ev.examples) / ev.seconds : 0.0;
+  m["peak_rss_mib"] = deft::train::peak_rss_mib();
+  m["config"] = {{"model", a.model}, {"data", a.data}, {"split", a.split}, {"batch_size", a.batch_size}};
+  if (!a.metrics_out.empty()) deft::train::write_json_atomically(a.metrics_out, m);
+  if (a.json) {
+    std::cout << m.dump(2) << "\n";
+    return 0;
+  }
+  std::printf("%s: %lld examples of %s (%s)\n", a.model.c_str(), static_cast<long long>(ev.examples), a.data.c_str(),
+              a.split.c_str());
+  std::printf("%s\n", deft::train::format_logs(ev.logs).c_str());
+  if (ev.confusion) std::printf("\n%s", deft::train::format_classification_report(*ev.confusion, model.class_names()).c_str());
+  return 0;
+}
+
+struct PredictArgs {
+  std::string model, input, output, format = "jsonl", split;
+  int64_t batch_size = 1000;
+};
+
+int run_predict(const PredictArgs& a) {
+  auto model = deft::train::Model::load(a.model);
+  deft::data::LoadOptions lo;
+  lo.target = model.provenance().value("config", nlohmann::json::object()).value("target", "");
+  const auto splits = deft::data::load_dataset(a.input, lo);
+  const deft::data::Dataset* d = &splits.train;
+  std::string split = a.split.empty() ? (deft::data::is_dataset_name(a.input) && splits.test ? "test" : "train") : a.split;
+  if (split == "test") {
+    DEFT_CHECK(splits.test.has_value(), "{}: has no test split", a.input);
+    d = &*splits.test;
+  } else {
+    DEFT_CHECK(split == "train", "--split must be train or test, got '{}'", split);
+  }
+  const deft::Tensor p = model.predict_proba(d->features, a.batch_size).contiguous_copy();
+  const auto& names = model.class_names();
+  const bool classification = model.task() == deft::data::Task::Classification;
+  const int64_t n = p.size(0), width = p.numel() / std::max<int64_t>(n, 1);
+  const auto* pp = p.data<float>();
+  std::string out;
+  if (a.format == "csv") {
+    out += classification ? "index,class,label" : "index,prediction";
+    if (classification)
+      for (const auto& nm : names) out += ",p_" + nm;
+    out += "\n";
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    const float* row = pp + i * width;
+    int64_t cls = 0;
+    std::vector<float> probs(row, row + width);
+    if (classification && width == 1) probs = {1.f - row[0], row[0]};
+    for (size_t k = 1; k < probs.size(); ++k)
+      if (probs[k] > probs[static_cast<size_t>(cls)]) cls = static_cast<int64_t>(k);
+    const std::string label = cls < static_cast<int64_t>(names.size()) ? names[static_cast<size_t>(cls)] : "";
+    if (a.format == "csv") {
+      out += classification ? fmt::format("{},{},{}", i, cls, label) : fmt::format("{},{}", i, row[0]);
+      if (classification)
+        for (float v : probs) out += fmt::format(",{:.6g}", v);
+      out += "\n";
+    } else {
+      nlohmann::json j{{"index", i}};
+      if (classification) {
+        j["class"] = cls;
+        j["label"] = label;
+        nlohmann::json pj = nlohmann::json::array();
+        for (float v : probs) pj.push_back(std::stod(fmt::format("{:.6g}", v)));  // float precision, not double noise
+        j["probabilities"] = pj;
+      } else {
+        j["prediction"] = width == 1 ? nlohmann::json(row[0]) : nlohmann::json(probs);
+      }
+      out += j.dump() + "\n";
+    }
+  }
+  if (a.output.empty()) std::fwrite(out.data(), 1, out.size(), stdout);
+  else deft::write_file_atomically(a.output, out);
   return 0;
 }
 
@@ -48,6 +199,69 @@ int main(int argc, char** argv) {
   inspect_cmd->add_option("--resize", inspect.resize, "Image folders: resize every image to HxW");
   inspect_cmd->add_flag("--json", inspect.json, "Print the report as JSON");
 
+  // ---- train
+  CLI::App* train_cmd = app.add_subcommand("train", "Train one model (Keras-style), evaluate it on the test split, save it");
+  TrainArgs train;
+  train_cmd->add_option("--config", train.config, "YAML or JSON file with the run's settings (flags override it)");
+  // Every flag maps onto the config key of the same name (dashes become underscores).
+  auto flag = [&](const std::string& name, const std::string& help, auto type_tag) {
+    using T = decltype(type_tag);
+    std::string key = name.substr(2);
+    for (char& ch : key)
+      if (ch == '-') ch = '_';
+    return train_cmd->add_option_function<T>(name, [&train, key](const T& v) { train.flags[key] = v; }, help);
+  };
+  flag("--data", "Dataset name (fashion-mnist) or a path (CSV, NPY, IDX, image folder)", std::string{});
+  flag("--target", "CSV: the label column", std::string{});
+  flag("--model", "mlp (default) or linear", std::string{});
+  flag("--hidden", "Hidden layer widths of the mlp (default 128)", std::vector<int64_t>{});
+  flag("--activation", "Hidden activation (default relu)", std::string{});
+  flag("--dropout", "Dropout after each hidden layer (default 0.2)", double{});
+  flag("--epochs", "Epochs (default 10)", int64_t{});
+  flag("--batch-size", "Batch size (default 64)", int64_t{});
+  flag("--optimizer", "sgd, adam (default), adamw, rmsprop, adagrad", std::string{});
+  flag("--lr", "Learning rate (default: the optimizer's, adam 1e-3)", double{});
+  flag("--weight-decay", "L2 (decoupled for adamw)", double{});
+  flag("--loss", "Loss name (default by task)", std::string{});
+  flag("--label-smoothing", "Label smoothing for the cross-entropy", double{});
+  flag("--metrics", "Metrics to track (default accuracy)", std::vector<std::string>{});
+  flag("--seed", "Seed: same seed, threads and data give the same model bit for bit", int64_t{});
+  flag("--threads", "Threads for this run (default: all cores)", int64_t{});
+  flag("--workers", "Loader threads preparing batches (default 1)", int64_t{});
+  flag("--validation-split", "Hold out this fraction of train for validation", double{});
+  flag("--test-split", "Held-out test fraction when the data has no test split (default 0.2)", double{});
+  flag("--augment", "Image augmentation, e.g. crop:2,flip:0.5", std::string{});
+  flag("--clip-grad-norm", "Clip gradients to this global norm", double{});
+  flag("--positive-classes", "Train the binary task 'is it one of these classes?' (names or indices)",
+       std::vector<std::string>{});
+  flag("--out", "Write the model here (.deft)", std::string{});
+  flag("--checkpoint", "Save a checkpoint here after every epoch", std::string{});
+  flag("--resume", "Continue from this checkpoint", std::string{});
+  flag("--metrics-out", "Write the run's metrics JSON here", std::string{});
+  flag("--log", "Per-epoch log file (.csv or .jsonl)", std::string{});
+  flag("--verbose", "0 = quiet, 1 = progress (default)", int64_t{});
+
+  // ---- eval
+  CLI::App* eval_cmd = app.add_subcommand("eval", "Evaluate a saved model: accuracy, per-class precision/recall/F1, confusion matrix");
+  EvalArgs ev;
+  eval_cmd->add_option("--model", ev.model, "Model file (.deft)")->required();
+  eval_cmd->add_option("--data", ev.data, "Dataset name or path")->required();
+  eval_cmd->add_option("--split", ev.split, "train, validation or test (default test)");
+  eval_cmd->add_option("--target", ev.target, "CSV: the label column");
+  eval_cmd->add_option("--batch-size", ev.batch_size, "Examples per batch")->check(CLI::PositiveNumber);
+  eval_cmd->add_option("--metrics-out", ev.metrics_out, "Write the metrics JSON here");
+  eval_cmd->add_flag("--json", ev.json, "Print the metrics as JSON");
+
+  // ---- predict
+  CLI::App* predict_cmd = app.add_subcommand("predict", "Predict with a saved model: class and probabilities per example");
+  PredictArgs pr;
+  predict_cmd->add_option("--model", pr.model, "Model file (.deft)")->required();
+  predict_cmd->add_option("--input", pr.input, "Data: IDX, NPY, CSV, image file or folder, or a dataset name")->required();
+  predict_cmd->add_option("--output", pr.output, "Write here instead of standard output");
+  predict_cmd->add_option("--format", pr.format, "jsonl (default) or csv")->check(CLI::IsMember({"jsonl", "csv"}));
+  predict_cmd->add_option("--split", pr.split, "For a named dataset: train or test (default test)");
+  predict_cmd->add_option("--batch-size", pr.batch_size, "Examples per batch")->check(CLI::PositiveNumber);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -63,6 +277,9 @@ int main(int argc, char** argv) {
   try {
     if (threads > 0) deft::set_num_threads(threads);
     if (inspect_cmd->parsed()) return run_data_inspect(inspect);
+    if (train_cmd->parsed()) return run_train(train);
+    if (eval_cmd->parsed()) return run_eval(ev);
+    if (predict_cmd->parsed()) return run_predict(pr);
     std::printf("%s", app.help().c_str());
     return 0;
   } catch (const deft::InputError& e) {

@@ -36,6 +36,10 @@ class Generator {
   }
   // One uniform 32-bit integer (for shuffles and sampling on the host).
   uint32_t next_u32() { return philox4x32(reserve(1), seed_)[0]; }
+  uint64_t next_u64() {
+    const auto r = philox4x32(reserve(1), seed_);
+    return (static_cast<uint64_t>(r[0]) << 32) | r[1];
+  }
   double next_double() {  // uniform in [0, 1)
     const auto r = philox4x32(reserve(1), seed_);
     return static_cast<double>((static_cast<uint64_t>(r[0]) << 21) ^ r[1]) * 0x1.0p-53;

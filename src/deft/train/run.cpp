@@ -1,0 +1,457 @@
+#include "deft/train/run.h"
+
+#include <sys/resource.h>
+
+#include <chrono>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
+#include "deft/data/registry.h"
+#include "deft/data/split.h"
+#include "deft/nn/layers.h"
+#include "deft/optim/schedule.h"
+#include "deft/tensor/error.h"
+#include "deft/tensor/file_io.h"
+#include "deft/tensor/parallel.h"
+
+namespace deft::train {
+
+using json = nlohmann::json;
+
+// ---- config files ---------------------------------------------------------------------
+
+namespace {
+
+json scalar_to_json(const YAML::Node& n) {
+  const std::string s = n.Scalar();
+  if (n.Tag() == "!") return s;  // quoted: always a string
+  if (s == "null" || s == "~" || s.empty()) return nullptr;
+  if (s == "true" || s == "True") return true;
+  if (s == "false" || s == "False") return false;
+  try {
+    size_t used = 0;
+    const long long v = std::stoll(s, &used);
+    if (used == s.size()) return v;
+  } catch (const std::exception&) {
+  }
+  try {
+    size_t used = 0;
+    const double v = std::stod(s, &used);
+    if (used == s.size()) return v;
+  } catch (const std::exception&) {
+  }
+  return s;
+}
+
+json node_to_json(const YAML::Node& n) {
+  switch (n.Type()) {
+    case YAML::NodeType::Null:
+    case YAML::NodeType::Undefined:
+      return nullptr;
+    case YAML::NodeType::Scalar:
+      return scalar_to_json(n);
+    case YAML::NodeType::Sequence: {
+      json a = json::array();
+      for (const auto& item : n) a.push_back(node_to_json(item));
+      return a;
+    }
+    case YAML::NodeType::Map: {
+      json o = json::object();
+      for (const auto& kv : n) o[kv.first.as<std::string>()] = node_to_json(kv.second);
+      return o;
+    }
+  }
+  return nullptr;
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  DEFT_CHECK(in.good(), "{}: cannot open the file", path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+json yaml_to_json(const std::string& text, const std::string& source) {
+  try {
+    return node_to_json(YAML::Load(text));
+  } catch (const YAML::Exception& e) {
+    fail("{}:{}:{}: {}", source, e.mark.line + 1, e.mark.column + 1, e.msg);
+  }
+}
+
+json load_config_file(const std::string& path) {
+  const std::string text = read_text(path);
+  json j;
+  const bool is_json = path.size() >= 5 && path.substr(path.size() - 5) == ".json";
+  if (is_json) {
+    try {
+      j = json::parse(text);
+    } catch (const json::parse_error& e) {
+      fail("{}: invalid JSON at byte {}: {}", path, e.byte, e.what());
+    }
+  } else {
+    j = yaml_to_json(text, path);
+  }
+  DEFT_CHECK(j.is_object(), "{}: the configuration must be a mapping of keys to values", path);
+  return j;
+}
+
+// ---- TrainConfig ------------------------------------------------------------------------
+
+namespace {
+
+const json& defaults() {
+  static const json d = {
+      {"data", nullptr},          {"target", ""},          {"positive_classes", nullptr},
+      {"model", "mlp"},           {"hidden", {128}},       {"activation", "relu"},
+      {"dropout", 0.2},           {"layers", nullptr},     {"epochs", 10},
+      {"batch_size", 64},         {"seed", 0},             {"threads", 0},
+      {"workers", 1},             {"optimizer", "adam"},   {"lr", nullptr},
+      {"weight_decay", nullptr},  {"loss", nullptr},       {"label_smoothing", 0.0},
+      {"metrics", {"accuracy"}},  {"schedule", nullptr},   {"clip_grad_norm", 0.0},
+      {"clip_grad_value", 0.0},   {"validation_split", 0.0}, {"augment", ""},
+      {"class_weight", nullptr},  {"early_stopping", nullptr}, {"out", ""},
+      {"checkpoint", ""},         {"resume", ""},          {"metrics_out", ""},
+      {"log", ""},                {"verbose", 1},          {"test_split", 0.2},
+  };
+  return d;
+}
+
+// {name: X, k: v} or "X" -> (name, rest)
+std::pair<std::string, json> named(const json& v, const char* key) {
+  if (v.is_string()) return {v.get<std::string>(), json::object()};
+  DEFT_CHECK(v.is_object() && v.contains("name") && v["name"].is_string(),
+             "config: '{}' must be a name or a mapping with a 'name', got {}", key, v.dump());
+  json rest = v;
+  rest.erase("name");
+  return {v["name"].get<std::string>(), rest};
+}
+
+}  // namespace
+
+TrainConfig TrainConfig::from_json(const json& j) {
+  DEFT_CHECK(j.is_object(), "config: expected a mapping, got {}", j.dump());
+  TrainConfig c;
+  c.raw = defaults();
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    if (!c.raw.contains(it.key())) {
+      std::string valid;
+      for (auto d = defaults().begin(); d != defaults().end(); ++d) valid += (valid.empty() ? "" : ", ") + d.key();
+      fail("config: unknown key '{}' (valid: {})", it.key(), valid);
+    }
+    c.raw[it.key()] = it.value();
+  }
+  DEFT_CHECK(c.raw["data"].is_string() && !c.raw["data"].get<std::string>().empty(),
+             "config: 'data' is required (a dataset name such as fashion-mnist, or a path)");
+  auto integer = [&](const char* k, int64_t lo) {
+    DEFT_CHECK(c.raw[k].is_number_integer() && c.raw[k].get<int64_t>() >= lo, "config: '{}' must be an integer >= {}, got {}",
+               k, lo, c.raw[k].dump());
+  };
+  auto number = [&](const char* k, double lo, double hi) {
+    DEFT_CHECK(c.raw[k].is_number() && c.raw[k].get<double>() >= lo && c.raw[k].get<double>() <= hi,
+               "config: '{}' must be a number in [{}, {}], got {}", k, lo, hi, c.raw[k].dump());
+  };
+  integer("epochs", 1);
+  integer("batch_size", 1);
+  integer("seed", 0);
+  integer("threads", 0);
+  integer("workers", 0);
+  integer("verbose", 0);
+  number("dropout", 0, 0.99);
+  number("validation_split", 0, 0.9);
+  number("test_split", 0, 0.9);
+  number("clip_grad_norm", 0, 1e30);
+  number("clip_grad_value", 0, 1e30);
+  number("label_smoothing", 0, 1);
+  if (!c.raw["lr"].is_null()) number("lr", 0, 1e6);
+  if (!c.raw["weight_decay"].is_null()) number("weight_decay", 0, 1e6);
+  const std::string model = c.raw["model"].is_string() ? c.raw["model"].get<std::string>() : "";
+  DEFT_CHECK(model == "mlp" || model == "linear" || !c.raw["layers"].is_null(),
+             "config: model must be 'mlp' or 'linear' (or give 'layers'), got {}", c.raw["model"].dump());
+  DEFT_CHECK(c.raw["hidden"].is_array(), "config: 'hidden' must be a list of layer widths, got {}",
+             c.raw["hidden"].dump());
+  for (const json& h : c.raw["hidden"])
+    DEFT_CHECK(h.is_number_integer() && h.get<int64_t>() > 0, "config: 'hidden' widths must be positive integers, got {}",
+               h.dump());
+  DEFT_CHECK(nn::is_activation_name(c.raw["activation"].get<std::string>()), "config: unknown activation {}",
+             c.raw["activation"].dump());
+  DEFT_CHECK(c.raw["metrics"].is_array(), "config: 'metrics' must be a list, got {}", c.raw["metrics"].dump());
+  // Resolve the optimizer now so a bad name or field fails before the data loads.
+  auto [opt_name, opt_cfg] = named(c.raw["optimizer"], "optimizer");
+  if (!c.raw["lr"].is_null()) opt_cfg["lr"] = c.raw["lr"];
+  if (!c.raw["weight_decay"].is_null()) opt_cfg["weight_decay"] = c.raw["weight_decay"];
+  optim::make_optimizer(opt_name, opt_cfg);
+  c.raw["optimizer"] = opt_cfg;
+  c.raw["optimizer"]["name"] = opt_name;
+  if (!c.raw["schedule"].is_null()) {
+    auto [s_name, s_cfg] = named(c.raw["schedule"], "schedule");
+    optim::make_schedule(s_name, s_cfg);
+  }
+  return c;
+}
+
+// ---- data and network -----------------------------------------------------------------
+
+namespace {
+
+// Relabels a classification split as "positive" (1) vs "other" (0).
+void make_binary(data::Dataset& d, const std::set<int64_t>& positive, const std::string& positive_name) {
+  Tensor y = d.labels.contiguous_copy();
+  auto* p = y.data<int64_t>();
+  for (int64_t i = 0; i < y.numel(); ++i) p[i] = positive.count(p[i]) ? 1 : 0;
+  d.labels = y;
+  d.class_names = {"other", positive_name};
+}
+
+}  // namespace
+
+data::DatasetSplits load_training_data(const TrainConfig& c) {
+  data::LoadOptions lo;
+  lo.target = c.raw["target"].get<std::string>();
+  data::DatasetSplits s = data::load_dataset(c.raw["data"].get<std::string>(), lo);
+  s = data::ensure_splits(std::move(s), {.test = c.raw["test_split"].get<double>(),
+                                         .validation = 0.0,
+                                         .seed = c.raw["seed"].get<uint64_t>(),
+                                         .stratify = s.train.task == data::Task::Classification});
+  const json& pos = c.raw["positive_classes"];
+  if (!pos.is_null()) {
+    DEFT_CHECK(s.train.task == data::Task::Classification, "config: positive_classes needs a classification dataset");
+    DEFT_CHECK(pos.is_array() && !pos.empty(), "config: positive_classes must be a non-empty list, got {}", pos.dump());
+    std::set<int64_t> positive;
+    std::string names;
+    for (const json& p : pos) {
+      int64_t idx = -1;
+      if (p.is_number_integer()) {
+        idx = p.get<int64_t>();
+      } else if (p.is_string()) {
+        const std::string name = p.get<std::string>();
+        for (size_t k = 0; k < s.train.class_names.size(); ++k)
+          if (s.train.class_names[k] == name) idx = static_cast<int64_t>(k);
+        // An index given as text (--positive-classes 5 7 9), when no class has that name.
+        if (idx < 0 && !name.empty() && name.find_first_not_of("0123456789") == std::string::npos && name.size() < 10)
+          idx = std::stoll(name);
+      }
+      DEFT_CHECK(idx >= 0 && idx < s.train.num_classes(), "config: positive class {} is not a class of '{}' (classes: {})",
+                 p.dump(), s.train.name, fmt::format("{}", fmt::join(s.train.class_names, ", ")));
+      positive.insert(idx);
+      names += (names.empty() ? "" : "|") + s.train.class_names[static_cast<size_t>(idx)];
+    }
+    make_binary(s.train, positive, names);
+    if (s.validation) make_binary(*s.validation, positive, names);
+    if (s.test) make_binary(*s.test, positive, names);
+  }
+  return s;
+}
+
+std::shared_ptr<nn::Module> build_network(const TrainConfig& c, int64_t num_outputs) {
+  if (!c.raw["layers"].is_null()) {
+    const json& layers = c.raw["layers"];
+    DEFT_CHECK(layers.is_array() && !layers.empty(), "config: 'layers' must be a non-empty list");
+    std::vector<std::shared_ptr<nn::Module>> mods;
+    for (const json& l : layers) {
+      DEFT_CHECK(l.is_object() && l.contains("type"), "config: each layer needs a 'type', got {}", l.dump());
+      json cfg = l;
+      cfg.erase("type");
+      mods.push_back(nn::make_module({{"type", l["type"]}, {"config", cfg}}));
+    }
+    return std::make_shared<nn::Sequential>(std::move(mods));
+  }
+  auto net = std::make_shared<nn::Sequential>();
+  net->add(nn::Flatten());
+  if (c.raw["model"] == "mlp") {
+    const auto act = c.raw["activation"].get<std::string>();
+    const double drop = c.raw["dropout"].get<double>();
+    for (const json& h : c.raw["hidden"]) {
+      net->add(nn::Dense(h.get<int64_t>(), act));
+      if (drop > 0) net->add(nn::Dropout(drop));
+    }
+  }
+  net->add(nn::Dense(num_outputs));
+  return net;
+}
+
+// ---- the run -------------------------------------------------------------------------------
+
+double peak_rss_mib() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_maxrss) / 1024.0;
+}
+
+void write_json_atomically(const std::string& path, const json& j) { write_file_atomically(path, j.dump(2) + "\n"); }
+
+json evaluation_json(const Evaluation& ev, const std::vector<std::string>& class_names) {
+  json out = json::object();
+  for (auto& [k, v] : ev.logs) {
+    if (k.find("_class_") != std::string::npos) continue;
+    out[k] = std::isfinite(v) ? json(v) : json(nullptr);
+  }
+  out["examples"] = ev.examples;
+  if (ev.confusion) {
+    json per = json::object();
+    const auto& cm = *ev.confusion;
+    for (int64_t c = 0; c < cm.num_classes(); ++c) {
+      const ClassScores s = cm.class_scores(c);
+      const std::string name = c < static_cast<int64_t>(class_names.size()) ? class_names[static_cast<size_t>(c)]
+                                                                              : std::to_string(c);
+      per[name] = {{"precision", s.precision}, {"recall", s.recall}, {"f1", s.f1}, {"support", s.support}};
+    }
+    out["per_class"] = per;
+    out["confusion_matrix"] = json::array();
+    for (int64_t r = 0; r < cm.num_classes(); ++r) {
+      json row = json::array();
+      for (int64_t p = 0; p < cm.num_classes(); ++p) row.push_back(cm.count(r, p));
+      out["confusion_matrix"].push_back(row);
+    }
+  }
+  return out;
+}
+
+RunResult run_training(const TrainConfig& c) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const json& r = c.raw;
+  if (r["threads"].get<int64_t>() > 0) set_num_threads(static_cast<int>(r["threads"].get<int64_t>()));
+  data::DatasetSplits splits = load_training_data(c);
+  const data::Dataset& train = splits.train;
+
+  // Loss and output width from the task.
+  std::shared_ptr<nn::Loss> loss;
+  int64_t outputs = 1;
+  if (!r["loss"].is_null()) {
+    auto [name, cfg] = named(r["loss"], "loss");
+    loss = nn::make_loss(name, cfg);
+  } else if (train.task == data::Task::Regression) {
+    loss = nn::make_loss("mse");
+  } else if (train.num_classes() == 2) {
+    loss = nn::make_loss("binary_crossentropy", {{"from_logits", true}});
+  } else {
+    json cfg{{"from_logits", true}};
+    if (r["label_smoothing"].get<double>() > 0) cfg["label_smoothing"] = r["label_smoothing"];
+    loss = nn::make_loss("sparse_categorical_crossentropy", cfg);
+  }
+  if (train.task == data::Task::Classification && !loss->is_binary() &&
+      loss->output_kind() != nn::OutputKind::Values)
+    outputs = train.num_classes();
+
+  std::vector<std::string> metrics = r["metrics"].get<std::vector<std::string>>();
+  if (train.task == data::Task::Regression && metrics == std::vector<std::string>{"accuracy"})
+    metrics = {"mse", "mae", "r2"};
+
+  json opt_cfg = r["optimizer"];
+  const std::string opt_name = opt_cfg["name"].get<std::string>();
+  opt_cfg.erase("name");
+  Model model(build_network(c, outputs));
+  model.compile(optim::make_optimizer(opt_name, opt_cfg), loss, metrics);
+
+  FitOptions fo;
+  fo.epochs = r["epochs"].get<int64_t>();
+  fo.batch_size = r["batch_size"].get<int64_t>();
+  fo.seed = r["seed"].get<uint64_t>();
+  fo.workers = static_cast<int>(r["workers"].get<int64_t>());
+  fo.verbose = static_cast<int>(r["verbose"].get<int64_t>());
+  fo.augment = r["augment"].get<std::string>();
+  fo.clip_grad_norm = r["clip_grad_norm"].get<double>();
+  fo.clip_grad_value = r["clip_grad_value"].get<double>();
+  fo.validation_split = splits.validation ? 0.0 : r["validation_split"].get<double>();
+  if (splits.validation) fo.validation_data = &*splits.validation;
+  fo.resume_from = r["resume"].get<std::string>();
+  if (!r["schedule"].is_null()) {
+    auto [name, cfg] = named(r["schedule"], "schedule");
+    fo.callbacks.push_back(std::make_shared<LearningRateScheduler>(optim::make_schedule(name, cfg),
+                                                                   fo.validation_split > 0 || fo.validation_data
+                                                                       ? "val_loss"
+                                                                       : "loss"));
+  }
+  if (!r["early_stopping"].is_null()) {
+    const json& es = r["early_stopping"];
+    DEFT_CHECK(es.is_object(), "config: early_stopping must be a mapping, got {}", es.dump());
+    fo.callbacks.push_back(std::make_shared<EarlyStopping>(
+        EarlyStopping::Options{.monitor = es.value("monitor", "val_loss"),
+                               .mode = Mode::Auto,
+                               .patience = es.value("patience", int64_t{3}),
+                               .min_delta = es.value("min_delta", 0.0),
+                               .restore_best_weights = es.value("restore_best_weights", true)}));
+  }
+  if (!r["checkpoint"].get<std::string>().empty())
+    fo.callbacks.push_back(std::make_shared<ModelCheckpoint>(r["checkpoint"].get<std::string>()));
+  const std::string log = r["log"].get<std::string>();
+  if (!log.empty()) {
+    if (log.size() > 6 && log.substr(log.size() - 6) == ".jsonl")
+      fo.callbacks.push_back(std::make_shared<JsonLinesLogger>(log));
+    else
+      fo.callbacks.push_back(std::make_shared<CsvLogger>(log));
+  }
+  const json& cw = r["class_weight"];
+  if (!cw.is_null()) {
+    if (cw.is_string() && cw.get<std::string>() == "balanced") {
+      // sklearn's "balanced": n / (classes * count of the class)
+      const Tensor y = train.labels.contiguous_copy();
+      std::map<int64_t, int64_t> counts;
+      for (int64_t v : y.to_vector<int64_t>()) ++counts[v];
+      for (auto& [k, n] : counts)
+        fo.class_weight[k] = static_cast<double>(y.numel()) / (static_cast<double>(counts.size()) * static_cast<double>(n));
+    } else {
+      DEFT_CHECK(cw.is_object(), "config: class_weight must be 'balanced' or a mapping class -> weight");
+      for (auto it = cw.begin(); it != cw.end(); ++it) {
+        DEFT_CHECK(it.value().is_number() && it.value().get<double>() >= 0, "config: class_weight {}: weight must be >= 0",
+                   it.key());
+        fo.class_weight[std::stoll(it.key())] = it.value().get<double>();
+      }
+    }
+  }
+
+  model.provenance()["dataset"] = r["data"];
+  model.provenance()["config"] = r;
+  RunResult res;
+  res.history = model.fit(train, fo);
+  std::vector<double> epoch_s;
+  for (const Logs& l : res.history.epochs) epoch_s.push_back(l.at("epoch_s"));
+  if (splits.test) res.test = model.evaluate_full(*splits.test);
+  const bool has_val = fo.validation_data != nullptr || fo.validation_split > 0;
+
+  std::vector<double> sorted = epoch_s;
+  std::sort(sorted.begin(), sorted.end());
+  const double median = sorted.empty() ? 0 : sorted.size() % 2 ? sorted[sorted.size() / 2]
+                                                                : 0.5 * (sorted[sorted.size() / 2 - 1] + sorted[sorted.size() / 2]);
+  const double n_train = static_cast<double>(train.size()) * (1.0 - fo.validation_split);
+  json m;
+  m["command"] = "train";
+  m["dataset"] = r["data"];
+  m["model"] = r["layers"].is_null() ? r["model"] : json("custom");
+  m["epochs"] = model.epochs_trained();
+  m["test"] = splits.test ? evaluation_json(res.test, model.class_names()) : json(nullptr);
+  if (has_val && !res.history.epochs.empty()) {
+    json v = json::object();
+    for (auto& [k, x] : res.history.epochs.back())
+      if (k.rfind("val_", 0) == 0 && k.find("_class_") == std::string::npos) v[k.substr(4)] = x;
+    m["val"] = v;
+  } else {
+    m["val"] = nullptr;
+  }
+  m["train_samples_per_s"] = median > 0 ? n_train / median : 0.0;
+  m["epoch_train_s"] = epoch_s;
+  m["history"] = res.history.to_json();
+  m["parameters"] = model.net().num_parameters();
+  m["threads"] = num_threads();
+  m["wall_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  m["peak_rss_mib"] = peak_rss_mib();
+  m["config"] = r;
+  if (!r["out"].get<std::string>().empty()) {
+    model.provenance()["wall_s"] = m["wall_s"];
+    model.save(r["out"].get<std::string>());
+    m["model_file"] = r["out"];
+  }
+  if (!r["metrics_out"].get<std::string>().empty()) write_json_atomically(r["metrics_out"].get<std::string>(), m);
+  res.metrics = std::move(m);
+  res.model = std::move(model);
+  return res;
+}
+
+}  // namespace deft::train

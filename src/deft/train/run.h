@@ -1,0 +1,66 @@
+// One training run from a configuration: what `deft train` does, and what the
+// tuner (deft auto) runs per trial.
+//
+//   json cfg = load_config_file("mlp.yaml");        // YAML or JSON
+//   cfg["epochs"] = 3;                               // flags override the file
+//   TrainConfig c = TrainConfig::from_json(cfg);     // InputError names a bad key or value
+//   RunResult r = run_training(c);                   // data -> model -> fit -> evaluate -> save
+//   write_json_atomically("m.json", r.metrics);
+//
+// Keys (all optional but `data`; defaults reproduce the Keras Fashion-MNIST example):
+//   data: fashion-mnist | PATH      target: COLUMN (CSV)     positive_classes: [Sandal, 7, ...]
+//   model: mlp | linear             hidden: [128]  activation: relu  dropout: 0.2
+//   layers: [{type: Dense, units: 64, activation: relu}, ...]   (instead of model)
+//   epochs: 10  batch_size: 64  seed: 0  threads: 0 (all)  workers: 1
+//   optimizer: adam | {name: adamw, lr: 0.001, weight_decay: 0.01}   lr: / weight_decay: shortcuts
+//   loss: sparse_categorical_crossentropy | {name: ..., label_smoothing: 0.1}   (default by task)
+//   metrics: [accuracy]   schedule: {name: cosine, warmup_epochs: 1}   clip_grad_norm: 0
+//   validation_split: 0.1   augment: "crop:2,flip:0.5"   class_weight: {0: 1.0, 1: 5.0} | balanced
+//   early_stopping: {monitor: val_loss, patience: 3, restore_best_weights: true}
+//   out: model.deft  checkpoint: ckpt.deft  resume: ckpt.deft  metrics_out: m.json  log: log.csv
+//   verbose: 1
+// positive_classes turns a classification into the binary task "is it one of these?"
+// (names or indices), trained with binary cross-entropy on one output.
+#pragma once
+#include <string>
+#include <vector>
+#include <nlohmann/json.hpp>
+#include "deft/data/dataset.h"
+#include "deft/train/model.h"
+
+namespace deft::train {
+
+// Reads a YAML (.yaml/.yml) or JSON file into JSON; InputError names the file and line.
+nlohmann::json load_config_file(const std::string& path);
+// YAML text to JSON (scalars become numbers/bools where they parse as such).
+nlohmann::json yaml_to_json(const std::string& text, const std::string& source);
+
+struct TrainConfig {
+  nlohmann::json raw;  // the resolved configuration, every key with its value
+  static TrainConfig from_json(const nlohmann::json& j);
+  template <class T>
+  T get(const char* key) const { return raw.at(key).get<T>(); }
+};
+
+struct RunResult {
+  Model model;
+  History history;
+  Evaluation test;
+  std::optional<Evaluation> val;
+  nlohmann::json metrics;  // the --metrics-out object of DESIGN.md
+};
+
+// Loads and splits the data as the config says (positive_classes applied).
+data::DatasetSplits load_training_data(const TrainConfig& c);
+// Builds the network the config describes for `num_outputs` outputs.
+std::shared_ptr<nn::Module> build_network(const TrainConfig& c, int64_t num_outputs);
+RunResult run_training(const TrainConfig& c);
+
+// The peak resident set size of this process, MiB.
+double peak_rss_mib();
+// Writes `j` (pretty-printed) atomically.
+void write_json_atomically(const std::string& path, const nlohmann::json& j);
+// Classification metrics as the metrics JSON holds them.
+nlohmann::json evaluation_json(const Evaluation& ev, const std::vector<std::string>& class_names);
+
+}  // namespace deft::train
