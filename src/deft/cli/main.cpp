@@ -71,6 +71,13 @@ struct EvalArgs {
 deft::data::Dataset eval_data(deft::train::Model& model, const std::string& data, const std::string& split,
                               const std::string& target) {
   nlohmann::json cfg = model.provenance().value("config", nlohmann::json::object());
+  // Another table than the one trained on: all of it, coded as the training table was.
+  if (cfg.value("data", "") != data)
+    if (auto table = deft::train::read_table_for(model, data)) {
+      DEFT_CHECK(table->labels.defined(), "{}: has no '{}' column to evaluate against", data,
+                 model.preprocessor()->schema().target);
+      return *table;
+    }
   cfg["data"] = data;
   if (!target.empty()) cfg["target"] = target;
   for (const char* drop : {"resume", "checkpoint", "out", "metrics_out", "log"}) cfg.erase(drop);
@@ -124,7 +131,9 @@ int run_predict(const PredictArgs& a) {
   auto model = deft::train::Model::load(a.model);
   deft::data::LoadOptions lo;
   lo.target = model.provenance().value("config", nlohmann::json::object()).value("target", "");
-  const auto splits = deft::data::load_dataset(a.input, lo);
+  deft::data::DatasetSplits splits;
+  if (auto table = deft::train::read_table_for(model, a.input)) splits.train = std::move(*table);
+  else splits = deft::data::load_dataset(a.input, lo);
   const deft::data::Dataset* d = &splits.train;
   std::string split = a.split.empty() ? (deft::data::is_dataset_name(a.input) && splits.test ? "test" : "train") : a.split;
   if (split == "test") {

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
+#include "deft/data/csv.h"
 #include "deft/data/registry.h"
 #include "deft/data/split.h"
 #include "deft/nn/layers.h"
@@ -278,6 +279,17 @@ std::shared_ptr<nn::Module> build_network(const TrainConfig& c, int64_t num_outp
 }
 
 // ---- the run -------------------------------------------------------------------------------
+
+std::optional<data::Dataset> read_table_for(const Model& model, const std::string& path) {
+  const data::Preprocessor* pre = model.preprocessor();
+  std::string ext = path.size() >= 4 ? path.substr(path.size() - 4) : "";
+  for (char& ch : ext) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  if (!pre || pre->is_image() || pre->schema().empty() || (ext != ".csv" && ext != ".tsv")) return std::nullopt;
+  const data::TableSchema& schema = pre->schema();
+  data::Dataset d = data::csv_to_features(data::read_csv(path, schema.csv_options()), schema);
+  d.name = d.source = path;
+  return d;
+}
 
 double peak_rss_mib() {
   rusage ru{};

@@ -56,6 +56,11 @@ data::DatasetSplits load_training_data(const TrainConfig& c);
 std::shared_ptr<nn::Module> build_network(const TrainConfig& c, int64_t num_outputs);
 RunResult run_training(const TrainConfig& c);
 
+// A .csv/.tsv file read and coded with the schema of the table `model` was trained
+// on (same columns by name, same category codes), labelled when it has the target
+// column. Empty when `path` is not a table or the model was not trained on one.
+std::optional<data::Dataset> read_table_for(const Model& model, const std::string& path);
+
 // The peak resident set size of this process, MiB.
 double peak_rss_mib();
 // Writes `j` (pretty-printed) atomically.
