@@ -329,3 +329,19 @@ TEST(ThreadPool, SplitDependsOnlyOnSizeGrainAndThreads) {
   for (int64_t n : {10, 1000, 99999})
     for (int64_t grain : {1, 7, 500}) EXPECT_EQ(split(n, grain), split(n, grain)) << n << " " << grain;
 }
+
+namespace deft {
+namespace {
+TEST(Random, VectorisedPhiloxFillEqualsOneCallPerCounter) {
+  // 37 blocks: two full 16-lane chunks and a scalar tail; a counter crossing 2^32.
+  for (uint64_t base : {uint64_t{0}, uint64_t{0xFFFFFFF0ull}}) {
+    std::vector<uint32_t> out(4 * 37);
+    philox4x32_fill(base, 0x1234567890ABCDEFull, 37, out.data());
+    for (int64_t i = 0; i < 37; ++i) {
+      const auto r = philox4x32(base + static_cast<uint64_t>(i), 0x1234567890ABCDEFull);
+      for (int j = 0; j < 4; ++j) ASSERT_EQ(out[static_cast<size_t>(4 * i + j)], r[static_cast<size_t>(j)]) << i << "," << j;
+    }
+  }
+}
+}  // namespace
+}  // namespace deft

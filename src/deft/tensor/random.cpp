@@ -28,6 +28,46 @@ std::array<uint32_t, 4> philox4x32(uint64_t counter, uint64_t key) {
   return {c0, c1, c2, c3};
 }
 
+void philox4x32_fill(uint64_t base, uint64_t key, int64_t blocks, uint32_t* out) {
+  constexpr uint32_t kM0 = 0xD2511F53u, kM1 = 0xCD9E8D57u;
+  constexpr uint32_t kW0 = 0x9E3779B9u, kW1 = 0xBB67AE85u;
+  constexpr int kLanes = 16;
+  int64_t i = 0;
+  for (; i + kLanes <= blocks; i += kLanes) {
+    alignas(64) uint32_t c0[kLanes], c1[kLanes], c2[kLanes], c3[kLanes];
+    for (int l = 0; l < kLanes; ++l) {
+      const uint64_t counter = base + static_cast<uint64_t>(i + l);
+      c0[l] = static_cast<uint32_t>(counter);
+      c1[l] = static_cast<uint32_t>(counter >> 32);
+      c2[l] = 0;
+      c3[l] = 0;
+    }
+    uint32_t k0 = static_cast<uint32_t>(key), k1 = static_cast<uint32_t>(key >> 32);
+    for (int round = 0; round < 10; ++round) {
+      for (int l = 0; l < kLanes; ++l) {
+        const uint64_t p0 = static_cast<uint64_t>(kM0) * c0[l];
+        const uint64_t p1 = static_cast<uint64_t>(kM1) * c2[l];
+        const uint32_t n0 = static_cast<uint32_t>(p1 >> 32) ^ c1[l] ^ k0;
+        const uint32_t n2 = static_cast<uint32_t>(p0 >> 32) ^ c3[l] ^ k1;
+        c1[l] = static_cast<uint32_t>(p1);
+        c3[l] = static_cast<uint32_t>(p0);
+        c0[l] = n0;
+        c2[l] = n2;
+      }
+      k0 += kW0;
+      k1 += kW1;
+    }
+    for (int l = 0; l < kLanes; ++l) {
+      uint32_t* o = out + 4 * (i + l);
+      o[0] = c0[l], o[1] = c1[l], o[2] = c2[l], o[3] = c3[l];
+    }
+  }
+  for (; i < blocks; ++i) {
+    const auto r = philox4x32(base + static_cast<uint64_t>(i), key);
+    for (int j = 0; j < 4; ++j) out[4 * i + j] = r[static_cast<size_t>(j)];
+  }
+}
+
 std::array<float, 4> philox_normal4(uint64_t counter, uint64_t key) {
   const auto r = philox4x32(counter, key);
   std::array<float, 4> z;

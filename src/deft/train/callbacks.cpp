@@ -89,7 +89,7 @@ void EarlyStopping::on_epoch_end(Model& m, int64_t epoch, const Logs& logs) {
     }
     return;
   }
-  if (++wait_ > opt_.patience) {
+  if (++wait_ >= std::max<int64_t>(opt_.patience, 1)) {  // Keras: patience epochs without improvement
     stopped_epoch_ = epoch;
     m.stop_training = true;
   }
