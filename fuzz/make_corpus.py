@@ -5,10 +5,14 @@ idx/: uint8 images and labels, every other type code, raw and gzip.
 npy/: each supported dtype, 0-d to 4-d, header versions 1.0-3.0, and a few
       unsupported ones (big-endian, fortran order, structured) for coverage.
 npz/: stored (np.savez) and deflated (np.savez_compressed) archives.
+safetensors/: deft model files (the safetensors layout, written here with json +
+      struct, independent of deft's writer): every dtype, metadata, empty and 0-d
+      tensors, header order differing from offset order, and a few invalid ones.
 regress-* files are inputs that once crashed a target, kept by hand (not written here).
 """
 import gzip
 import io
+import json
 import os
 import struct
 import zipfile
@@ -100,3 +104,51 @@ put("npz", "deflated_splits.npz", npz(True, x_train=np.arange(8, dtype="|u1").re
                                       x_test=np.arange(4, dtype="|u1").reshape(1, 2, 2),
                                       y_test=np.array([1], dtype="<i8")))
 put("npz", "regression.npz", npz(True, x=np.zeros((2, 3)), y=np.array([0.5, 1.5])))
+
+
+def safetensors(tensors, metadata=None, order=None, pad=True):
+    """tensors: [(name, dtype code, numpy array)] in data order; order: header key order."""
+    header, data = {}, b""
+    if metadata is not None:
+        header["__metadata__"] = metadata
+    for name, code, arr in tensors:
+        raw = arr.tobytes()
+        header[name] = {"dtype": code, "shape": list(arr.shape), "data_offsets": [len(data), len(data) + len(raw)]}
+        data += raw
+    if order is not None:
+        header = {k: header[k] for k in order}
+    text = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    if pad:
+        text += b" " * ((8 - len(text) % 8) % 8)
+    return struct.pack("<Q", len(text)) + text + data
+
+
+put("safetensors", "mlp.deft", safetensors(
+    [("fc1.weight", "F32", np.arange(12, dtype="<f4").reshape(4, 3) / 7),
+     ("fc1.bias", "F32", np.array([0.5, -1, 0, 2], dtype="<f4")),
+     ("step", "I64", np.array(3, dtype="<i8")),
+     ("mask", "U8", np.array([[1, 0], [0, 1]], dtype="|u1"))],
+    {"architecture": '{"type": "mlp", "layers": [3, 4]}', "classes": '["a", "b"]'}))
+put("safetensors", "every_dtype.safetensors", safetensors(
+    [("f64", "F64", np.array([0.1, -1e300], dtype="<f8")),
+     ("f16", "F16", np.array([1, -2, 65504, 6e-8], dtype="<f2")),
+     ("bf16", "BF16", np.array([0x3fc0, 0xc2f7], dtype="<u2")),
+     ("i32", "I32", np.array([-70000, 5], dtype="<i4")),
+     ("i16", "I16", np.array([-300], dtype="<i2")),
+     ("i8", "I8", np.array([-128, 127], dtype="|i1")),
+     ("u64", "U64", np.array([2**40], dtype="<u8")),
+     ("u32", "U32", np.array([2**32 - 1], dtype="<u4")),
+     ("u16", "U16", np.array([65535], dtype="<u2")),
+     ("bool", "BOOL", np.array([True, False])),
+     ("empty", "F32", np.zeros((0, 3), dtype="<f4"))]))
+put("safetensors", "reordered_header.safetensors", safetensors(
+    [("a", "F32", np.ones(2, dtype="<f4")), ("b", "I64", np.array([7], dtype="<i8")),
+     ("c", "U8", np.zeros((1, 1), dtype="|u1"))],
+    {"k": "v"}, order=["c", "__metadata__", "b", "a"], pad=False))
+put("safetensors", "empty.safetensors", safetensors([]))
+put("safetensors", "metadata_only.safetensors", safetensors([], {"framework": "pt"}))
+# Invalid: unsupported dtype, a gap between tensors, non-string metadata.
+put("safetensors", "bad_f8.safetensors", safetensors([("x", "F8_E4M3", np.zeros(4, dtype="|u1"))]))
+gap = bytearray(safetensors([("a", "F32", np.ones(1, dtype="<f4")), ("b", "F32", np.ones(1, dtype="<f4"))]))
+put("safetensors", "bad_gap.safetensors", bytes(gap.replace(b"[4,8]", b"[5,9]") + b"\0"))
+put("safetensors", "bad_metadata.safetensors", struct.pack("<Q", 24) + b'{"__metadata__":{"n":1}}')

@@ -3,7 +3,6 @@
 #include <jerror.h>
 #include <jpeglib.h>
 #include <png.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -19,6 +18,7 @@
 #include <thread>
 #include <utility>
 
+#include "deft/tensor/file_io.h"
 #include "deft/tensor/parallel.h"
 
 namespace deft::data {
@@ -341,28 +341,6 @@ bool png_encode(PngEncode* st) {
   return true;
 }
 
-void write_file_atomic(const std::string& path, const std::vector<uint8_t>& bytes) {
-  static std::atomic<uint64_t> counter{0};
-  const std::string tmp = fmt::format("{}.tmp.{}.{}", path, static_cast<long>(::getpid()), counter++);
-  FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) fail("cannot write {}: {}", path, std::strerror(errno));
-  bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
-  ok = ok && std::fflush(f) == 0 && ::fsync(::fileno(f)) == 0;
-  int err = errno;
-  if (std::fclose(f) != 0 && ok) {
-    ok = false;
-    err = errno;
-  }
-  if (ok && std::rename(tmp.c_str(), path.c_str()) != 0) {
-    ok = false;
-    err = errno;
-  }
-  if (!ok) {
-    std::remove(tmp.c_str());
-    fail("cannot write {}: {}", path, std::strerror(err));
-  }
-}
-
 // ---- resizing ---------------------------------------------------------------------------
 
 // For each output position, the first contributing input position and the
@@ -603,7 +581,7 @@ std::vector<uint8_t> encode_png_bytes(const Tensor& image) {
 }
 
 void encode_png(const std::string& path, const Tensor& image) {
-  write_file_atomic(path, encode_png_bytes(image));
+  write_file_atomically(path, encode_png_bytes(image));
 }
 
 bool has_image_extension(const std::string& path) {

@@ -1,19 +1,16 @@
 #include "deft/data/npy.h"
 
-#include <fcntl.h>
-#include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
-#include <atomic>
 #include <bit>
 #include <cctype>
-#include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <optional>
 
 #include "deft/data/gzip.h"
+#include "deft/tensor/file_io.h"
 #include "deft/tensor/kernels.h"
 
 namespace deft::data {
@@ -424,44 +421,7 @@ std::vector<uint8_t> encode_npy(const Tensor& t) {
   return out;
 }
 
-void write_npy(const std::string& path, const Tensor& t) {
-  const std::vector<uint8_t> bytes = encode_npy(t);
-  static std::atomic<uint64_t> counter{0};
-  const std::string tmp = fmt::format("{}.tmp.{}.{}", path, static_cast<long>(::getpid()), counter++);
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0) fail("{}: cannot create {}: {}", path, tmp, std::strerror(errno));
-  auto abort_write = [&](const char* what) {
-    const int err = errno;
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    fail("{}: {}: {}", path, what, std::strerror(err));
-  };
-  size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t w = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) abort_write("write failed");
-    done += static_cast<size_t>(w);
-  }
-  if (::fsync(fd) != 0) abort_write("fsync failed");
-  if (::close(fd) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    fail("{}: close failed: {}", path, std::strerror(err));
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    fail("{}: cannot rename {} into place: {}", path, tmp, std::strerror(err));
-  }
-  // Make the rename itself durable.
-  const std::string dir = fs::path(path).parent_path().string();
-  const int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
-}
+void write_npy(const std::string& path, const Tensor& t) { write_file_atomically(path, encode_npy(t)); }
 
 // ---- NPZ ------------------------------------------------------------------------------
 
