@@ -358,6 +358,12 @@ Evaluation Model::evaluate_full(const data::Dataset& d, const EvalOptions& optio
     ev.logs["recall_macro"] = mac.recall;
     ev.logs["f1_macro"] = mac.f1;
     ev.logs["f1_weighted"] = wei.f1;
+    if (cm->num_classes() == 2) {  // binary: the positive class's scores, as sklearn reports them
+      const ClassScores pos = cm->class_scores(1);
+      ev.logs["precision"] = pos.precision;
+      ev.logs["recall"] = pos.recall;
+      ev.logs["f1"] = pos.f1;
+    }
   }
   ev.confusion = std::move(cm);
   ev.seconds = now_s() - t0;
