@@ -241,5 +241,40 @@ TEST(Model, ClassWeightChangesTheTrainingAndMismatchesAreClearErrors) {
   }
 }
 
+TEST(Model, FitAndEvaluateTakeTensorsLikeKeras) {
+  const data::Dataset train = blobs(300, 1), test = blobs(150, 2);
+  Model m = mlp_model();
+  m.fit(train.features, train.labels, {.epochs = 4, .batch_size = 32, .verbose = 0});
+  EXPECT_EQ(m.class_names(), (std::vector<std::string>{"0", "1", "2"}));
+  EXPECT_GT(m.evaluate(test.features, test.labels).at("accuracy"), 0.95);
+  // Regression from float targets: MSE falls.
+  Model r(nn::Sequential{nn::Dense(1)});
+  r.compile(std::make_shared<optim::Adam>(optim::AdamOptions{.lr = 0.05}), nn::make_loss("mse"), {"r2"});
+  const Tensor target = sum(train.features, {1});
+  const History h = r.fit(train.features, target, {.epochs = 20, .batch_size = 32, .verbose = 0});
+  EXPECT_LT(h.get("loss").back(), 0.1 * h.get("loss").front());
+  EXPECT_GT(r.evaluate(train.features, target).at("r2"), 0.95);
+  EXPECT_THROW(m.fit(train.features, slice(train.labels, 0, 0, 10)), ShapeError);
+}
+
+TEST(Model, ProgressBarDrawsALiveBarOnATerminalAndOneLinePerEpochOtherwise) {
+  for (int tty : {0, 1}) {
+    std::FILE* f = std::tmpfile();
+    ASSERT_NE(f, nullptr);
+    Model m = mlp_model();
+    m.fit(blobs(200, 1), {.epochs = 2, .batch_size = 10, .callbacks = {std::make_shared<ProgressBar>(f, tty)}});
+    std::rewind(f);
+    std::string out;
+    char buf[4096];
+    for (size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) out.append(buf, n);
+    std::fclose(f);
+    EXPECT_NE(out.find("Epoch 1/2 - "), std::string::npos) << out;
+    EXPECT_NE(out.find("Epoch 2/2 - "), std::string::npos) << out;
+    EXPECT_NE(out.find("accuracy"), std::string::npos) << out;
+    EXPECT_EQ(out.find("ETA") != std::string::npos, tty == 1) << out;
+    EXPECT_EQ(out.find('\r') != std::string::npos, tty == 1) << out;
+  }
+}
+
 }  // namespace
 }  // namespace deft::train

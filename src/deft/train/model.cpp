@@ -200,6 +200,35 @@ Tensor Model::batch_weights(const Tensor& labels, const std::map<int64_t, double
   return w;
 }
 
+data::Dataset Model::as_dataset(const Tensor& x, const Tensor& y) const {
+  DEFT_CHECK_SHAPE(x.defined() && y.defined() && x.dim() >= 1 && y.dim() >= 1 && x.size(0) == y.size(0),
+                   "fit: features {} and labels {} need the same number of examples",
+                   x.defined() ? shape_str(x.shape()) : "(none)", y.defined() ? shape_str(y.shape()) : "(none)");
+  data::Dataset d;
+  d.name = "tensors";
+  d.features = x;
+  d.labels = y;
+  if (y.dtype() == DType::Int64) {
+    d.task = data::Task::Classification;
+    if (!class_names_.empty()) {
+      d.class_names = class_names_;
+    } else {
+      const std::vector<int64_t> labels = y.contiguous_copy().to_vector<int64_t>();
+      int64_t top = 0;
+      for (int64_t v : labels) {
+        DEFT_CHECK(v >= 0, "fit: label {} is negative; class labels are 0..C-1", v);
+        top = std::max(top, v);
+      }
+      for (int64_t c = 0; c <= top; ++c) d.class_names.push_back(std::to_string(c));
+    }
+  } else {
+    DEFT_CHECK(y.dtype() == DType::Float32, "fit: labels must be int64 classes or float32 targets, got {}",
+               dtype_name(y.dtype()));
+    d.task = data::Task::Regression;
+  }
+  return d;
+}
+
 History Model::fit(const data::Dataset& train_in, const FitOptions& o) {
   DEFT_CHECK(compiled(), "fit: compile the model first (optimizer and loss)");
   DEFT_CHECK(o.epochs >= 1, "fit: epochs must be at least 1, got {}", o.epochs);

@@ -92,6 +92,14 @@ class Model {
   bool compiled() const { return optimizer_ && loss_; }
 
   History fit(const data::Dataset& train, const FitOptions& options = {});
+  // Keras's fit(x, y): int64 labels make a classification over classes 0..max(y),
+  // float32 labels a regression.
+  History fit(const Tensor& x, const Tensor& y, const FitOptions& options = {}) {
+    return fit(as_dataset(x, y), options);
+  }
+  Logs evaluate(const Tensor& x, const Tensor& y, const EvalOptions& options = {}) {
+    return evaluate(as_dataset(x, y), options);
+  }
   Logs evaluate(const data::Dataset& data, const EvalOptions& options = {}) { return evaluate_full(data, options).logs; }
   Evaluation evaluate_full(const data::Dataset& data, const EvalOptions& options = {});
   // Raw model outputs (logits for a from_logits loss) and probabilities, for raw
@@ -122,6 +130,9 @@ class Model {
   const Shape& raw_input_shape() const { return raw_input_; }
   // Free-form facts saved with the model (dataset, command, wall time...).
   nlohmann::json& provenance() { return provenance_; }
+
+  // Features and labels as a Dataset (what the tensor overloads of fit/evaluate use).
+  data::Dataset as_dataset(const Tensor& x, const Tensor& y) const;
 
   // Set by callbacks (EarlyStopping, TerminateOnNaN) to end fit() after this batch/epoch.
   bool stop_training = false;
