@@ -101,4 +101,34 @@ check train-resume-exact 0 'same' -- python3 -c "
 import json; a=json.load(open('$TMP/full.json')); b=json.load(open('$TMP/resumed.json'))
 print('same' if a['test']==b['test'] else 'differ %s %s' % (a['test']['loss'], b['test']['loss']))"
 
+# ---- images: a Fashion-MNIST model predicts PNG files and a folder of them as it predicts
+# the same pixels from an NPY file (resized/converted to the model's input on the way)
+if [ -d /usr/share/datasets/fashion-mnist ]; then
+  check train-fashion 0 'test: accuracy 0\.[78]' -- "$DEFT" train --data fashion-mnist --epochs 1 --hidden 32 \
+    --out "$TMP/f.deft" --metrics-out "$TMP/f.json"
+  mkdir -p "$TMP/png/sub"
+  /usr/bin/python3 - "$TMP" <<'PY'
+import gzip, struct, sys, zlib
+import numpy as np
+tmp = sys.argv[1]
+d = gzip.open('/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz').read()
+x = np.frombuffer(d, dtype=np.uint8, offset=16).reshape(-1, 1, 28, 28)[:3]
+np.save(tmp + '/x.npy', x)
+def chunk(t, data): return struct.pack('>I', len(data)) + t + data + struct.pack('>I', zlib.crc32(t + data) & 0xffffffff)
+for i in range(3):
+    raw = b''.join(b'\x00' + x[i, 0, r].tobytes() for r in range(28))
+    png = b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', 28, 28, 8, 0, 0, 0, 0)) + chunk(b'IDAT', zlib.compress(raw)) + chunk(b'IEND', b'')
+    open('%s/png/%simg%d.png' % (tmp, 'sub/' if i == 2 else '', i), 'wb').write(png)
+PY
+  "$DEFT" predict --model "$TMP/f.deft" --input "$TMP/x.npy" --output "$TMP/npy.jsonl"
+  check predict-png-folder 0 'same' -- python3 -c "
+import json, subprocess
+npy = [json.loads(l)['class'] for l in open('$TMP/npy.jsonl')]
+out = subprocess.run(['$DEFT', 'predict', '--model', '$TMP/f.deft', '--input', '$TMP/png'], capture_output=True, text=True).stdout
+png = {json.loads(l)['file'].rsplit('/', 1)[1]: json.loads(l)['class'] for l in out.splitlines()}
+print('same' if [png['img0.png'], png['img1.png'], png['img2.png']] == npy else 'differ %s %s' % (png, npy))"
+  check predict-png-file 0 '"file":".*img0.png"' -- "$DEFT" predict --model "$TMP/f.deft" --input "$TMP/png/img0.png"
+  check predict-wrong-input 2 '^deft: error: ' -- "$DEFT" predict --model "$TMP/f.deft" --input "$TMP/blobs.csv"
+fi
+
 [ "$fails" -eq 0 ] || { echo "$fails failed"; exit 1; }

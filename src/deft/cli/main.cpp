@@ -122,6 +122,14 @@ int run_eval(const EvalArgs& a) {
   return 0;
 }
 
+// A CSV field, quoted when it holds a comma, quote or line break (RFC 4180).
+std::string csv_field(const std::string& v) {
+  if (v.find_first_of(",\"\n\r") == std::string::npos) return v;
+  std::string out = "\"";
+  for (char ch : v) out += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+  return out + "\"";
+}
+
 struct PredictArgs {
   std::string model, input, output, format = "jsonl", split;
   int64_t batch_size = 1000;
@@ -132,8 +140,15 @@ int run_predict(const PredictArgs& a) {
   deft::data::LoadOptions lo;
   lo.target = model.provenance().value("config", nlohmann::json::object()).value("target", "");
   deft::data::DatasetSplits splits;
-  if (auto table = deft::train::read_table_for(model, a.input)) splits.train = std::move(*table);
-  else splits = deft::data::load_dataset(a.input, lo);
+  std::vector<std::string> files;  // image inputs: the file of each example
+  if (auto table = deft::train::read_table_for(model, a.input)) {
+    splits.train = std::move(*table);
+  } else if (auto images = deft::train::read_images_for(model, a.input)) {
+    splits.train = std::move(images->data);
+    files = std::move(images->files);
+  } else {
+    splits = deft::data::load_dataset(a.input, lo);
+  }
   const deft::data::Dataset* d = &splits.train;
   std::string split = a.split.empty() ? (deft::data::is_dataset_name(a.input) && splits.test ? "test" : "train") : a.split;
   if (split == "test") {
@@ -149,9 +164,10 @@ int run_predict(const PredictArgs& a) {
   const auto* pp = p.data<float>();
   std::string out;
   if (a.format == "csv") {
-    out += classification ? "index,class,label" : "index,prediction";
+    out += files.empty() ? "index" : "index,file";
+    out += classification ? ",class,label" : ",prediction";
     if (classification)
-      for (const auto& nm : names) out += ",p_" + nm;
+      for (const auto& nm : names) out += "," + csv_field("p_" + nm);
     out += "\n";
   }
   for (int64_t i = 0; i < n; ++i) {
@@ -163,12 +179,15 @@ int run_predict(const PredictArgs& a) {
       if (probs[k] > probs[static_cast<size_t>(cls)]) cls = static_cast<int64_t>(k);
     const std::string label = cls < static_cast<int64_t>(names.size()) ? names[static_cast<size_t>(cls)] : "";
     if (a.format == "csv") {
-      out += classification ? fmt::format("{},{},{}", i, cls, label) : fmt::format("{},{}", i, row[0]);
+      out += std::to_string(i);
+      if (!files.empty()) out += "," + csv_field(files[static_cast<size_t>(i)]);
+      out += classification ? fmt::format(",{},{}", cls, csv_field(label)) : fmt::format(",{}", row[0]);
       if (classification)
         for (float v : probs) out += fmt::format(",{:.6g}", v);
       out += "\n";
     } else {
       nlohmann::json j{{"index", i}};
+      if (!files.empty()) j["file"] = files[static_cast<size_t>(i)];
       if (classification) {
         j["class"] = cls;
         j["label"] = label;

@@ -2,7 +2,9 @@
 
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -11,6 +13,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "deft/data/csv.h"
+#include "deft/data/image.h"
 #include "deft/data/registry.h"
 #include "deft/data/split.h"
 #include "deft/nn/layers.h"
@@ -289,6 +292,30 @@ std::optional<data::Dataset> read_table_for(const Model& model, const std::strin
   data::Dataset d = data::csv_to_features(data::read_csv(path, schema.csv_options()), schema);
   d.name = d.source = path;
   return d;
+}
+
+std::optional<ImageInputs> read_images_for(const Model& model, const std::string& path) {
+  const Shape& in = model.raw_input_shape();
+  const data::Preprocessor* pre = model.preprocessor();
+  if (!pre || !pre->is_image() || in.size() != 3) return std::nullopt;
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  std::vector<std::string> files;
+  if (fs::is_regular_file(path, ec) && data::has_image_extension(path)) {
+    files.push_back(path);
+  } else if (fs::is_directory(path, ec)) {
+    for (auto it = fs::recursive_directory_iterator(path, ec); !ec && it != fs::recursive_directory_iterator();
+         it.increment(ec))
+      if (it->is_regular_file() && data::has_image_extension(it->path().string())) files.push_back(it->path().string());
+    std::sort(files.begin(), files.end());
+  }
+  if (files.empty()) return std::nullopt;
+  ImageInputs out;
+  out.data = data::load_image_files(
+      files, {.channels = in[0], .resize = data::ImageSize{.height = in[1], .width = in[2]}});
+  out.data.name = out.data.source = path;
+  out.files = std::move(files);
+  return out;
 }
 
 double peak_rss_mib() {

@@ -62,6 +62,16 @@ RunResult run_training(const TrainConfig& c);
 std::optional<data::Dataset> read_table_for(const Model& model, const std::string& path);
 
 // The peak resident set size of this process, MiB.
+// Image files for a model trained on images: `path` is one PNG/JPEG file, or a folder
+// of them (flat, or class sub-folders, searched recursively; sorted by path). Every
+// image is converted to the model's channels and resized to its input size.
+// Empty when the model does not take images or `path` holds no image files.
+struct ImageInputs {
+  data::Dataset data;
+  std::vector<std::string> files;  // one per example, in order
+};
+std::optional<ImageInputs> read_images_for(const Model& model, const std::string& path);
+
 double peak_rss_mib();
 // Writes `j` (pretty-printed) atomically.
 void write_json_atomically(const std::string& path, const nlohmann::json& j);
