@@ -82,6 +82,12 @@ import json; a=json.load(open('$TMP/b.json')); b=json.load(open('$TMP/b2.json'))
 print('same' if a['test']==b['test'] and a['history'][-1]['loss']==b['history'][-1]['loss'] else 'differ')"
 printf 'epochs: 2\nbatch_size: 32\nhidden: [8]\noptimizer: {name: sgd, lr: 0.05, momentum: 0.9}\n' > "$TMP/run.yaml"
 check train-yaml 0 'Epoch 2/2' -- "$DEFT" train --config "$TMP/run.yaml" --data "$TMP/blobs.csv" --target label
+check train-schedule-early-stop 0 'Epoch 2/30' -- "$DEFT" train --data "$TMP/blobs.csv" --target label --epochs 30 \
+  --hidden 64 --lr 0.05 --schedule cosine --validation-split 0.2 --early-stopping 1 --log "$TMP/es.jsonl"
+check train-early-stopped 0 'stopped' -- python3 -c "
+import json; rows=[json.loads(l) for l in open('$TMP/es.jsonl')]
+lrs=[r['lr'] for r in rows]
+print('stopped' if 2 <= len(rows) < 30 and lrs == sorted(lrs, reverse=True) and 'val_loss' in rows[0] else 'ran %d %s' % (len(rows), lrs))"
 printf 'epochs: 2\nlearning_rate: 0.1\n' > "$TMP/typo.yaml"
 check train-yaml-typo 2 "^deft: error: config: unknown key 'learning_rate'" -- "$DEFT" train --config "$TMP/typo.yaml" --data "$TMP/blobs.csv" --target label
 printf 'epochs: [2\n' > "$TMP/broken.yaml"

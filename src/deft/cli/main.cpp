@@ -262,6 +262,14 @@ int main(int argc, char** argv) {
   flag("--clip-grad-norm", "Clip gradients to this global norm", double{});
   flag("--positive-classes", "Train the binary task 'is it one of these classes?' (names or indices)",
        std::vector<std::string>{});
+  flag("--schedule", "LR schedule: step, exponential, cosine, one_cycle, reduce_on_plateau (options: config file)",
+       std::string{});
+  train_cmd->add_option_function<int64_t>(
+      "--early-stopping",
+      [&train](const int64_t& patience) {
+        train.flags["early_stopping"] = {{"monitor", "val_loss"}, {"patience", patience}, {"restore_best_weights", true}};
+      },
+      "Stop after this many epochs without a lower val_loss and keep the best weights (needs --validation-split)");
   flag("--out", "Write the model here (.deft)", std::string{});
   flag("--checkpoint", "Save a checkpoint here after every epoch", std::string{});
   flag("--resume", "Continue from this checkpoint", std::string{});
