@@ -241,6 +241,22 @@ TEST(Model, ClassWeightChangesTheTrainingAndMismatchesAreClearErrors) {
   }
 }
 
+TEST(Model, CheckpointBestOnlySavesOnlyImprovements) {
+  TempDir dir;
+  const std::string best = dir.file("best.deft"), every = dir.file("every.deft");
+  Model m = mlp_model();
+  // Training loss falls every epoch: in max mode only the first epoch is an improvement.
+  m.fit(blobs(200, 1), {.epochs = 3, .callbacks = {std::make_shared<ModelCheckpoint>(
+                                                       best, CheckpointOptions{.monitor = "loss", .mode = Mode::Max,
+                                                                               .save_best_only = true}),
+                                                   std::make_shared<ModelCheckpoint>(every)},
+                        .verbose = 0});
+  EXPECT_EQ(Model::load(best).epochs_trained(), 1);
+  EXPECT_EQ(Model::load(every).epochs_trained(), 3);
+  const auto files = std::distance(std::filesystem::directory_iterator(dir.path()), {});
+  EXPECT_EQ(files, 2);  // no temporary files left behind
+}
+
 TEST(Model, FitAndEvaluateTakeTensorsLikeKeras) {
   const data::Dataset train = blobs(300, 1), test = blobs(150, 2);
   Model m = mlp_model();
