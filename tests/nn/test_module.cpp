@@ -143,6 +143,36 @@ TEST(Module, UnknownLayerTypeOrFieldIsAnInputErrorNamingIt) {
   EXPECT_THROW(Dropout(1.0), InputError);
 }
 
+// A misspelt key must not build a layer with the default silently.
+TEST(Module, UnknownLayerConfigKeyIsAnInputErrorNamingIt) {
+  const auto message = [](const nlohmann::json& spec) -> std::string {
+    try {
+      make_module(spec);
+    } catch (const InputError& e) {
+      return e.what();
+    }
+    ADD_FAILURE() << "no InputError for " << spec.dump();
+    return "";
+  };
+  // The typo is named before the required field it left out.
+  std::string msg = message({{"type", "Dense"}, {"config", {{"unit", 10}}}});
+  EXPECT_NE(msg.find("layer Dense: unknown config key 'unit'"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("units"), std::string::npos) << msg;  // among the valid keys
+  msg = message({{"type", "Dense"}, {"config", {{"units", 10}, {"activaton", "relu"}}}});
+  EXPECT_NE(msg.find("'activaton'"), std::string::npos) << msg;
+  msg = message({{"type", "ReLU"}, {"config", {{"slope", 0.1}}}});  // only LeakyReLU has a slope
+  EXPECT_NE(msg.find("'slope'"), std::string::npos) << msg;
+  msg =
+      message({{"type", "Sequential"},
+               {"config", {{"layers", {{{"type", "Dropout"}, {"config", {{"rate", 0.5}, {"seed", 1}}}}}}}}});
+  EXPECT_NE(msg.find("layer Dropout: unknown config key 'seed'"), std::string::npos) << msg;
+  msg = message({{"type", "Embedding"}, {"config", {{"vocabulary", 10}}}});
+  EXPECT_NE(msg.find("layer Embedding: config needs field 'dim'"), std::string::npos) << msg;
+  // The keys a LeakyReLU writes are ones it reads.
+  EXPECT_NO_THROW(
+      make_module({{"type", "LeakyReLU"}, {"config", {{"activation", "leaky_relu"}, {"slope", 0.2}}}}));
+}
+
 TEST(Init, GlorotAndHeHaveTheirVariances) {
   Generator gen(7);
   const Tensor g = initialise("glorot_uniform", {400, 600}, 400, 600, gen);

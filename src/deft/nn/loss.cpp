@@ -1,10 +1,9 @@
 #include "deft/nn/loss.h"
 
-#include <algorithm>
 #include <functional>
-#include <type_traits>
 
 #include "deft/autograd/ops.h"
+#include "deft/tensor/config_reader.h"
 #include "deft/tensor/kernels.h"
 
 namespace deft::nn {
@@ -188,86 +187,67 @@ nlohmann::json Huber::config() const {
 // ---- make_loss --------------------------------------------------------------------------------
 namespace {
 
-// Reads a loss's options from JSON, naming the loss and the key in every error.
-class OptionReader {
- public:
-  OptionReader(std::string loss, const nlohmann::json& config, std::vector<std::string> valid)
-      : loss_(std::move(loss)), config_(config) {
-    DEFT_CHECK(config.is_null() || config.is_object(),
-               "make_loss: options for {} must be a JSON object, got {}", loss_, config.dump());
-    valid.push_back("name");  // Keras writes it; the registry name decides
-    if (config.is_null()) return;
-    for (const auto& [key, value] : config.items()) {
-      if (std::find(valid.begin(), valid.end(), key) != valid.end()) continue;
-      std::string list;
-      for (size_t i = 0; i + 1 < valid.size(); ++i) list += (i ? ", " : "") + valid[i];
-      fail("make_loss: unknown option '{}' for {} (valid: {})", key, loss_, list);
-    }
-  }
+// Losses read their options with ConfigReader (owner "loss <name>"). Null means
+// "the default" for them, as Keras writes None for an option left unset.
+ConfigReader options_reader(const std::string& name, const nlohmann::json& options) {
+  return ConfigReader("loss " + name, options, ConfigReader::Nulls::Default);
+}
 
-  template <class T>
-  void read(const char* key, T& out) const {
-    if (config_.is_null() || !config_.contains(key) || config_[key].is_null()) return;
-    try {
-      if constexpr (std::is_same_v<T, Reduction>) {
-        out = parse_reduction(config_[key].get<std::string>());
-      } else if constexpr (std::is_same_v<T, std::optional<int64_t>>) {
-        out = config_[key].get<int64_t>();
-      } else {
-        out = config_[key].get<T>();
-      }
-    } catch (const nlohmann::json::exception&) {
-      fail("make_loss: option '{}' for {} has the wrong type: {}", key, loss_, config_[key].dump());
-    }
-  }
+Reduction read_reduction(ConfigReader& r, Reduction fallback) {
+  return parse_reduction(r.string("reduction", reduction_name(fallback)));
+}
 
- private:
-  std::string loss_;
-  const nlohmann::json& config_;
-};
+float read_float(ConfigReader& r, const char* key, float fallback) {
+  return static_cast<float>(r.number(key, fallback));
+}
 
 using Factory = std::function<std::shared_ptr<Loss>(const std::string& name, const nlohmann::json&)>;
 
 std::shared_ptr<Loss> make_sparse(const std::string& name, const nlohmann::json& cfg) {
-  const OptionReader r(name, cfg,
-                       {"from_logits", "label_smoothing", "reduction", "class_weights", "ignore_index"});
+  ConfigReader r = options_reader(name, cfg);
   SparseCategoricalCrossentropyOptions o;
-  r.read("from_logits", o.from_logits);
-  r.read("label_smoothing", o.label_smoothing);
-  r.read("reduction", o.reduction);
-  r.read("class_weights", o.class_weights);
-  r.read("ignore_index", o.ignore_index);
+  o.from_logits = r.boolean("from_logits", o.from_logits);
+  o.label_smoothing = read_float(r, "label_smoothing", o.label_smoothing);
+  o.reduction = read_reduction(r, o.reduction);
+  const std::vector<double> class_weights = r.numbers("class_weights", {});
+  o.class_weights.assign(class_weights.begin(), class_weights.end());
+  if (r.raw("ignore_index")) o.ignore_index = r.integer("ignore_index", 0);
+  r.finish();
   return std::make_shared<SparseCategoricalCrossentropy>(o);
 }
 std::shared_ptr<Loss> make_categorical(const std::string& name, const nlohmann::json& cfg) {
-  const OptionReader r(name, cfg, {"from_logits", "label_smoothing", "reduction"});
+  ConfigReader r = options_reader(name, cfg);
   CategoricalCrossentropyOptions o;
-  r.read("from_logits", o.from_logits);
-  r.read("label_smoothing", o.label_smoothing);
-  r.read("reduction", o.reduction);
+  o.from_logits = r.boolean("from_logits", o.from_logits);
+  o.label_smoothing = read_float(r, "label_smoothing", o.label_smoothing);
+  o.reduction = read_reduction(r, o.reduction);
+  r.finish();
   return std::make_shared<CategoricalCrossentropy>(o);
 }
 std::shared_ptr<Loss> make_binary(const std::string& name, const nlohmann::json& cfg) {
-  const OptionReader r(name, cfg, {"from_logits", "label_smoothing", "reduction", "pos_weight"});
+  ConfigReader r = options_reader(name, cfg);
   BinaryCrossentropyOptions o;
-  r.read("from_logits", o.from_logits);
-  r.read("label_smoothing", o.label_smoothing);
-  r.read("reduction", o.reduction);
-  r.read("pos_weight", o.pos_weight);
+  o.from_logits = r.boolean("from_logits", o.from_logits);
+  o.label_smoothing = read_float(r, "label_smoothing", o.label_smoothing);
+  o.reduction = read_reduction(r, o.reduction);
+  o.pos_weight = read_float(r, "pos_weight", o.pos_weight);
+  r.finish();
   return std::make_shared<BinaryCrossentropy>(o);
 }
 template <class L>
 std::shared_ptr<Loss> make_regression(const std::string& name, const nlohmann::json& cfg) {
-  const OptionReader r(name, cfg, {"reduction"});
+  ConfigReader r = options_reader(name, cfg);
   RegressionLossOptions o;
-  r.read("reduction", o.reduction);
+  o.reduction = read_reduction(r, o.reduction);
+  r.finish();
   return std::make_shared<L>(o);
 }
 std::shared_ptr<Loss> make_huber(const std::string& name, const nlohmann::json& cfg) {
-  const OptionReader r(name, cfg, {"delta", "reduction"});
+  ConfigReader r = options_reader(name, cfg);
   HuberOptions o;
-  r.read("delta", o.delta);
-  r.read("reduction", o.reduction);
+  o.delta = read_float(r, "delta", o.delta);
+  o.reduction = read_reduction(r, o.reduction);
+  r.finish();
   return std::make_shared<Huber>(o);
 }
 
@@ -301,8 +281,11 @@ std::vector<std::string> loss_names() {
 }
 
 std::shared_ptr<Loss> make_loss(const std::string& name, const nlohmann::json& config) {
+  // Keras writes the name beside the options; the registry name decides.
+  nlohmann::json options = config;
+  if (options.is_object()) options.erase("name");
   for (const auto& [key, factory] : registry())
-    if (key == name) return factory(name, config);
+    if (key == name) return factory(name, options);
   std::string list;
   for (const auto& n : loss_names()) list += (list.empty() ? "" : ", ") + n;
   fail("make_loss: unknown loss '{}' (valid: {})", name, list);

@@ -2,7 +2,8 @@
 
 #include <cmath>
 
-#include "deft/optim/config_reader.h"
+#include "deft/optim/checks.h"
+#include "deft/tensor/config_reader.h"
 
 namespace deft::optim {
 
@@ -32,7 +33,7 @@ void adagrad_pass(float* __restrict p, const float* __restrict g, float* __restr
 Adagrad::Adagrad(AdagradOptions options) : Optimizer(options.lr), options_(validated(options)) {}
 
 AdagradOptions Adagrad::parse(const nlohmann::json& config) {
-  detail::ConfigReader r("adagrad", config);
+  ConfigReader r("adagrad", config);
   AdagradOptions o;
   o.lr = r.number("lr", o.lr);
   o.lr_decay = r.number("lr_decay", o.lr_decay);

@@ -3,7 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
-#include "deft/optim/config_reader.h"
+#include "deft/optim/checks.h"
+#include "deft/tensor/config_reader.h"
 
 namespace deft::optim {
 
@@ -32,7 +33,7 @@ Options validated(const std::string& owner, Options o) {
 
 template <class Options>
 Options parse_adam(const std::string& owner, const nlohmann::json& config) {
-  detail::ConfigReader r(owner, config);
+  ConfigReader r(owner, config);
   Options o;
   o.lr = r.number("lr", o.lr);
   // Tuners search one scalar at a time, so beta1/beta2 are accepted beside PyTorch's pair.

@@ -2,7 +2,7 @@
 #include <cmath>
 #include <limits>
 
-#include "deft/optim/config_reader.h"
+#include "deft/optim/checks.h"
 #include "deft/optim/schedule.h"
 #include "deft/tensor/error.h"
 

@@ -3,7 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
-#include "deft/optim/config_reader.h"
+#include "deft/optim/checks.h"
+#include "deft/tensor/config_reader.h"
 
 namespace deft::optim {
 
@@ -51,7 +52,7 @@ void rmsprop_pass(float* __restrict p, const float* __restrict g, float* __restr
 RMSprop::RMSprop(RMSpropOptions options) : Optimizer(options.lr), options_(validated(options)) {}
 
 RMSpropOptions RMSprop::parse(const nlohmann::json& config) {
-  detail::ConfigReader r("rmsprop", config);
+  ConfigReader r("rmsprop", config);
   RMSpropOptions o;
   o.lr = r.number("lr", o.lr);
   o.alpha = r.number("alpha", o.alpha);

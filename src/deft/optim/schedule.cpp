@@ -4,7 +4,8 @@
 #include <cmath>
 #include <numbers>
 
-#include "deft/optim/config_reader.h"
+#include "deft/optim/checks.h"
+#include "deft/tensor/config_reader.h"
 #include "deft/tensor/error.h"
 
 namespace deft::optim {
@@ -64,8 +65,7 @@ void check_position(const std::string& type, int64_t epoch, int64_t step) {
 
 const char* interval_name(ScheduleInterval i) { return i == ScheduleInterval::Batch ? "batch" : "epoch"; }
 
-ScheduleInterval parse_interval(detail::ConfigReader& r, const std::string& owner,
-                                ScheduleInterval fallback) {
+ScheduleInterval parse_interval(ConfigReader& r, const std::string& owner, ScheduleInterval fallback) {
   const std::string s = r.string("interval", interval_name(fallback));
   if (s == "epoch") return ScheduleInterval::Epoch;
   if (s == "batch") return ScheduleInterval::Batch;
@@ -245,7 +245,7 @@ std::vector<std::string> schedule_names() {
 std::unique_ptr<LRSchedule> make_schedule(const std::string& name, const nlohmann::json& config) {
   const std::string owner = "schedule " + name;
   if (name == "step") {
-    detail::ConfigReader r(owner, config);
+    ConfigReader r(owner, config);
     StepLROptions o;
     o.step_size = r.integer("step_size", o.step_size);
     o.gamma = r.number("gamma", o.gamma);
@@ -254,7 +254,7 @@ std::unique_ptr<LRSchedule> make_schedule(const std::string& name, const nlohman
     return std::make_unique<StepLR>(o);
   }
   if (name == "exponential") {
-    detail::ConfigReader r(owner, config);
+    ConfigReader r(owner, config);
     ExponentialLROptions o;
     o.gamma = r.number("gamma", o.gamma);
     o.interval = parse_interval(r, owner, o.interval);
@@ -262,7 +262,7 @@ std::unique_ptr<LRSchedule> make_schedule(const std::string& name, const nlohman
     return std::make_unique<ExponentialLR>(o);
   }
   if (name == "cosine") {
-    detail::ConfigReader r(owner, config);
+    ConfigReader r(owner, config);
     CosineLROptions o;
     o.warmup_steps = r.integer("warmup_steps", o.warmup_steps);
     o.warmup_epochs = r.integer("warmup_epochs", o.warmup_epochs);
@@ -273,7 +273,7 @@ std::unique_ptr<LRSchedule> make_schedule(const std::string& name, const nlohman
     return std::make_unique<CosineLR>(o);
   }
   if (name == "one_cycle") {
-    detail::ConfigReader r(owner, config);
+    ConfigReader r(owner, config);
     OneCycleLROptions o;
     o.max_lr = r.number("max_lr", o.max_lr);
     o.total_steps = r.integer("total_steps", o.total_steps);
@@ -286,7 +286,7 @@ std::unique_ptr<LRSchedule> make_schedule(const std::string& name, const nlohman
     return std::make_unique<OneCycleLR>(o);
   }
   if (name == "reduce_on_plateau") {
-    detail::ConfigReader r(owner, config);
+    ConfigReader r(owner, config);
     ReduceLROnPlateauOptions o;
     o.mode = r.string("mode", o.mode);
     o.factor = r.number("factor", o.factor);

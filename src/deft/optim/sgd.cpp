@@ -1,6 +1,7 @@
 #include "deft/optim/sgd.h"
 
-#include "deft/optim/config_reader.h"
+#include "deft/optim/checks.h"
+#include "deft/tensor/config_reader.h"
 
 namespace deft::optim {
 
@@ -38,7 +39,7 @@ void sgd_pass(float* __restrict p, const float* __restrict g, float* __restrict 
 SGD::SGD(SGDOptions options) : Optimizer(options.lr), options_(validated(options)) {}
 
 SGDOptions SGD::parse(const nlohmann::json& config) {
-  detail::ConfigReader r("sgd", config);
+  ConfigReader r("sgd", config);
   SGDOptions o;
   o.lr = r.number("lr", o.lr);
   o.momentum = r.number("momentum", o.momentum);
