@@ -12,6 +12,7 @@
 #include "deft/data/gzip.h"
 #include "deft/tensor/file_io.h"
 #include "deft/tensor/kernels.h"
+#include "deft/tensor/text_util.h"
 
 namespace deft::data {
 
@@ -26,21 +27,6 @@ constexpr size_t kMaxNpyDims = 4;
 uint16_t le16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
 uint32_t le32(const uint8_t* p) {
   return uint32_t{p[0]} | (uint32_t{p[1]} << 8) | (uint32_t{p[2]} << 16) | (uint32_t{p[3]} << 24);
-}
-
-// A short, printable excerpt of an untrusted string for error messages.
-std::string excerpt(const std::string& s, size_t max = 80) {
-  std::string out;
-  for (size_t i = 0; i < s.size() && i < max; ++i) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c < 0x7f) {
-      out += static_cast<char>(c);
-    } else {
-      out += fmt::format("\\x{:02x}", c);
-    }
-  }
-  if (s.size() > max) out += "...";
-  return out;
 }
 
 struct NpyHeader {
@@ -85,7 +71,7 @@ class HeaderParser {
         seen_shape = true;
         h.shape = tuple();
       } else {
-        bad(fmt::format("unexpected key '{}'", excerpt(key)));
+        bad(fmt::format("unexpected key '{}'", ascii_excerpt(key)));
       }
       ws();
       if (peek() == ',') {
@@ -100,14 +86,14 @@ class HeaderParser {
     if (i_ != s_.size()) bad("unexpected text after the closing '}'");
     if (!seen_descr || !seen_order || !seen_shape) {
       fail("{}: invalid .npy header: missing key '{}' (header: {})", name_,
-           !seen_descr ? "descr" : !seen_order ? "fortran_order" : "shape", excerpt(s_));
+           !seen_descr ? "descr" : !seen_order ? "fortran_order" : "shape", ascii_excerpt(s_));
     }
     return h;
   }
 
  private:
   [[noreturn]] void bad(const std::string& what) const {
-    fail("{}: invalid .npy header: {}, at byte {} (header: {})", name_, what, base_ + i_, excerpt(s_));
+    fail("{}: invalid .npy header: {}, at byte {} (header: {})", name_, what, base_ + i_, ascii_excerpt(s_));
   }
   char peek() const { return i_ < s_.size() ? s_[i_] : '\0'; }
   void ws() {
@@ -161,7 +147,7 @@ class HeaderParser {
     while (peek() != ')') {
       if (shape.size() == kMaxNpyDims) {
         fail("{}: arrays with more than {} dims are not supported (header: {})", name_, kMaxNpyDims,
-             excerpt(s_));
+             ascii_excerpt(s_));
       }
       shape.push_back(integer());
       ws();
@@ -196,9 +182,10 @@ struct ElemType {
 
 ElemType parse_descr(const std::string& descr, const std::string& name) {
   if (descr.size() >= 2 && descr[1] == 'O') {
-    fail("{}: object arrays (dtype '{}', pickled Python objects) are not supported", name, excerpt(descr));
+    fail("{}: object arrays (dtype '{}', pickled Python objects) are not supported", name,
+         ascii_excerpt(descr));
   }
-  if (descr.size() < 3) fail("{}: unsupported dtype '{}' in .npy header", name, excerpt(descr));
+  if (descr.size() < 3) fail("{}: unsupported dtype '{}' in .npy header", name, ascii_excerpt(descr));
   const char order = descr[0];
   const std::string body = descr.substr(1);
   static const struct {
@@ -220,7 +207,8 @@ ElemType parse_descr(const std::string& descr, const std::string& name) {
     }
     break;
   }
-  fail("{}: unsupported dtype '{}' (supported: <f4 <f8 <i8 <i4 <i2 |i1 <u2 <u4 |u1 |b1)", name, excerpt(descr));
+  fail("{}: unsupported dtype '{}' (supported: <f4 <f8 <i8 <i4 <i2 |i1 <u2 <u4 |u1 |b1)", name,
+       ascii_excerpt(descr));
 }
 
 template <class Src, class Dst>
@@ -474,7 +462,7 @@ std::map<std::string, Tensor> parse_npz(const uint8_t* data, size_t size, const 
       fail("{}: corrupt ZIP: central directory entry {} runs past the directory, at byte {}", name, k + 1, p);
     }
     const std::string entry(reinterpret_cast<const char*>(c + kCentralSize), nlen);
-    const std::string where = fmt::format("{}: entry '{}'", name, excerpt(entry));
+    const std::string where = fmt::format("{}: entry '{}'", name, ascii_excerpt(entry));
     p = next;
     if (csize == 0xffffffffu || usize == 0xffffffffu || local == 0xffffffffu) zip64_unsupported(name);
     if (!entry.empty() && entry.back() == '/') continue;  // a folder
@@ -506,7 +494,7 @@ std::map<std::string, Tensor> parse_npz(const uint8_t* data, size_t size, const 
            actual_crc, start);
     }
     std::string key = entry.substr(0, entry.size() - 4);
-    if (out.count(key)) fail("{}: duplicate array '{}'", name, excerpt(key));
+    if (out.count(key)) fail("{}: duplicate array '{}'", name, ascii_excerpt(key));
     out.emplace(std::move(key), parse_npy(body, usize, where));
   }
   if (p != cd_end) {
@@ -537,7 +525,7 @@ DatasetSplits dataset_from_arrays(const std::map<std::string, Tensor>& arrays, c
   };
   if (!keys[0].x) {
     std::string names;
-    for (const auto& [k, v] : arrays) names += (names.empty() ? "" : ", ") + excerpt(k);
+    for (const auto& [k, v] : arrays) names += (names.empty() ? "" : ", ") + ascii_excerpt(k);
     fail("{}: no array named x or x_train (arrays: {}); name the features x (and labels y), or "
          "x_train/y_train with optional x_test/y_test",
          source, names.empty() ? "none" : names);

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "deft/tensor/file_io.h"
+#include "deft/tensor/text_util.h"
 
 namespace deft {
 
@@ -76,7 +77,8 @@ float half_to_float(uint16_t h) {
 // ---- messages ---------------------------------------------------------------------------
 
 // A short, printable excerpt of an untrusted name for error messages. Control
-// characters and invalid bytes are escaped; valid UTF-8 text is kept.
+// characters and invalid bytes are escaped; valid UTF-8 text is kept. Text that
+// may not be UTF-8 goes through ascii_excerpt (text_util.h) instead.
 std::string printable(std::string_view s, size_t max = 80) {
   std::string out;
   for (size_t i = 0; i < s.size() && i < max; ++i) {
@@ -85,21 +87,6 @@ std::string printable(std::string_view s, size_t max = 80) {
       out += fmt::format("\\x{:02x}", c);
     } else {
       out += static_cast<char>(c);
-    }
-  }
-  if (s.size() > max) out += "...";
-  return out;
-}
-
-// Escapes every non-ASCII byte too: for text that may not be UTF-8.
-std::string ascii_excerpt(std::string_view s, size_t max = 120) {
-  std::string out;
-  for (size_t i = 0; i < s.size() && i < max; ++i) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c < 0x7f) {
-      out += static_cast<char>(c);
-    } else {
-      out += fmt::format("\\x{:02x}", c);
     }
   }
   if (s.size() > max) out += "...";
@@ -472,7 +459,7 @@ std::string json_string(const std::string& s, const char* what) {
   try {
     return nlohmann::json(s).dump();
   } catch (const nlohmann::json::exception&) {
-    fail("write_safetensors: {} '{}' is not valid UTF-8", what, ascii_excerpt(s));
+    fail("write_safetensors: {} '{}' is not valid UTF-8", what, ascii_excerpt(s, 120));
   }
 }
 
