@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "deft/tensor/error.h"
+#include "../tensor/test_util.h"
 
 namespace deft::test_util {
 
@@ -44,18 +44,7 @@ inline void write_file(const std::string& path, const std::vector<uint8_t>& b) {
   ASSERT_TRUE(f.good()) << path;
 }
 
-// Expects f() to throw deft::InputError whose message contains every one of `parts`.
-template <class F>
-void expect_input_error(F&& f, const std::vector<std::string>& parts) {
-  try {
-    f();
-    ADD_FAILURE() << "no InputError thrown (expected one mentioning '" << (parts.empty() ? "" : parts[0]) << "')";
-  } catch (const InputError& e) {
-    const std::string msg = e.what();
-    for (const std::string& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "wrong exception type: " << e.what();
-  }
-}
+// The shared check (tests/tensor/test_util.h), where the data tests look for it.
+using tt::expect_input_error;
 
 }  // namespace deft::test_util

@@ -39,12 +39,6 @@ Dataset table(const std::vector<float>& x, int64_t f, const std::vector<int64_t>
 
 std::vector<float> values(const Dataset& d) { return d.features.to_vector<float>(); }
 
-bool same_bits(const Tensor& a, const Tensor& b) {
-  if (a.shape() != b.shape() || a.dtype() != b.dtype()) return false;
-  const Tensor ac = a.contiguous_copy(), bc = b.contiguous_copy();
-  return std::memcmp(ac.raw_data(), bc.raw_data(), static_cast<size_t>(a.numel()) * dtype_size(a.dtype())) == 0;
-}
-
 Preprocessor round_trip(const Preprocessor& p) {
   return Preprocessor::from_json(nlohmann::json::parse(p.to_json().dump()));
 }
@@ -240,9 +234,10 @@ TEST(Preprocess, JsonRoundTripIsBitIdentical) {
         EXPECT_EQ(q.to_json(), p.to_json());
         EXPECT_EQ(q.output_feature_names(), p.output_feature_names());
         const Dataset test = table({0, 1.2345678f, 1, kNaN, -1, -99999.0f, 2, 1e30f}, 2);
-        EXPECT_TRUE(same_bits(p.transform(test).features, q.transform(test).features));
-        EXPECT_TRUE(same_bits(p.transform(train).features, q.transform(train).features));
-        EXPECT_TRUE(same_bits(p.fit_transform(train).features, q.transform(q.filter_rows(train)).features));
+        EXPECT_TRUE(tt::bitwise_equal(p.transform(test).features, q.transform(test).features));
+        EXPECT_TRUE(tt::bitwise_equal(p.transform(train).features, q.transform(train).features));
+        EXPECT_TRUE(
+            tt::bitwise_equal(p.fit_transform(train).features, q.transform(q.filter_rows(train)).features));
       }
     }
   }
@@ -297,8 +292,8 @@ TEST(Preprocess, ImagesScaledAndNormalisedPerChannelFromTrain) {
   EXPECT_NEAR(wv[h * w], (1.0 - p.image().mean[1]) / p.image().std[1], 1e-5);
 
   const Preprocessor q = round_trip(p);
-  EXPECT_TRUE(same_bits(p.transform(white).features, q.transform(white).features));
-  EXPECT_TRUE(same_bits(tr.features, q.transform(train).features));
+  EXPECT_TRUE(tt::bitwise_equal(p.transform(white).features, q.transform(white).features));
+  EXPECT_TRUE(tt::bitwise_equal(tr.features, q.transform(train).features));
 
   Dataset wrong;
   wrong.features = Tensor::zeros({1, c, h + 1, w}, DType::UInt8);

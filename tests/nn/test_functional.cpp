@@ -6,10 +6,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <random>
 #include <string>
 #include <vector>
 
+#include "../tensor/test_util.h"
 #include "deft/autograd/ops.h"
 #include "deft/autograd/ops_nn.h"
 #include "deft/tensor/parallel.h"
@@ -18,47 +18,15 @@
 namespace deft {
 namespace {
 
-std::vector<float> random_floats(size_t n, uint32_t seed, float lo = -2.0f, float hi = 2.0f) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(lo, hi);
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(rng);
-  return v;
-}
+// Comparisons are all_close(got, want, tol, tol): within tol * (1 + |want|).
+using tt::all_close;
+using tt::error_message;
+using tt::ThreadCountGuard;
 
+// These tests draw their data from [-2, 2] unless they say otherwise.
 Tensor rand_tensor(const Shape& s, uint32_t seed, float lo = -2.0f, float hi = 2.0f) {
-  return Tensor::from_vector(random_floats(static_cast<size_t>(shape_numel(s)), seed, lo, hi), s);
+  return tt::rand_tensor(s, seed, lo, hi);
 }
-
-void expect_near_all(const Tensor& t, const std::vector<double>& ref, double tol, const std::string& what) {
-  const auto v = t.to_vector<float>();
-  ASSERT_EQ(v.size(), ref.size()) << what;
-  for (size_t i = 0; i < v.size(); ++i)
-    ASSERT_NEAR(v[i], ref[i], tol * (1.0 + std::fabs(ref[i]))) << what << " at " << i;
-}
-
-template <class E, class F>
-std::string expect_throw_message(F f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "wrong exception type: " << e.what();
-    return "";
-  }
-  ADD_FAILURE() << "no exception thrown";
-  return "";
-}
-
-class ThreadCount {
- public:
-  explicit ThreadCount(int n) : old_(num_threads()) { set_num_threads(n); }
-  ~ThreadCount() { set_num_threads(old_); }
-
- private:
-  int old_;
-};
 
 // ---- dropout ------------------------------------------------------------------------------------
 TEST(Dropout, ZeroRateReturnsInputAndBadRatesThrow) {
@@ -67,7 +35,7 @@ TEST(Dropout, ZeroRateReturnsInputAndBadRatesThrow) {
   EXPECT_TRUE(dropout(x, 0.0f, gen).same(x));
   EXPECT_EQ(gen.offset(), 0u);
   for (float p : {1.0f, -0.1f, 1.5f, std::nanf("")}) {
-    const std::string msg = expect_throw_message<InputError>([&] { dropout(x, p, gen); });
+    const std::string msg = error_message<InputError>([&] { dropout(x, p, gen); });
     EXPECT_NE(msg.find("dropout"), std::string::npos) << msg;
   }
 }
@@ -95,12 +63,12 @@ TEST(Dropout, SameSeedSameMaskOnAnyThreadCount) {
   Tensor x = Tensor::ones({300, 1000});
   std::vector<float> a, b;
   {
-    ThreadCount t(1);
+    ThreadCountGuard t(1);
     Generator gen(9);
     a = dropout(x, 0.5f, gen).to_vector<float>();
   }
   {
-    ThreadCount t(2);
+    ThreadCountGuard t(2);
     Generator gen(9);
     b = dropout(x, 0.5f, gen).to_vector<float>();
   }
@@ -144,15 +112,18 @@ std::vector<double> layer_norm_ref(const std::vector<float>& x, int64_t D, const
 TEST(LayerNorm, MatchesReference) {
   const Tensor x = rand_tensor({4, 3, 7}, 1, -3.0f, 5.0f);
   const Tensor w = rand_tensor({7}, 2), b = rand_tensor({7}, 3);
-  expect_near_all(layer_norm(x, w, b),
-                  layer_norm_ref(x.to_vector<float>(), 7, w.to_vector<float>(), b.to_vector<float>(), 1e-5),
-                  1e-5, "affine");
-  expect_near_all(layer_norm(x, Tensor(), Tensor(), 0.1f),
-                  layer_norm_ref(x.to_vector<float>(), 7, {}, {}, 0.1), 1e-5, "plain");
+  EXPECT_TRUE(all_close(
+      layer_norm(x, w, b).to_vector<float>(),
+      layer_norm_ref(x.to_vector<float>(), 7, w.to_vector<float>(), b.to_vector<float>(), 1e-5), 1e-5, 1e-5))
+      << "affine";
+  EXPECT_TRUE(all_close(layer_norm(x, Tensor(), Tensor(), 0.1f).to_vector<float>(),
+                        layer_norm_ref(x.to_vector<float>(), 7, {}, {}, 0.1), 1e-5, 1e-5))
+      << "plain";
   // Large offset: the two-pass variance does not cancel.
   const Tensor shifted = rand_tensor({2, 64}, 4, 1000.0f, 1001.0f);
-  expect_near_all(layer_norm(shifted, Tensor(), Tensor()),
-                  layer_norm_ref(shifted.to_vector<float>(), 64, {}, {}, 1e-5), 2e-3, "offset");
+  EXPECT_TRUE(all_close(layer_norm(shifted, Tensor(), Tensor()).to_vector<float>(),
+                        layer_norm_ref(shifted.to_vector<float>(), 64, {}, {}, 1e-5), 2e-3, 2e-3))
+      << "offset";
 }
 
 TEST(LayerNorm, BackwardMatchesComposedOps) {
@@ -173,7 +144,7 @@ TEST(LayerNorm, BackwardMatchesComposedOps) {
 }
 
 TEST(LayerNorm, ShapeErrorsNameTheOp) {
-  const std::string msg = expect_throw_message<ShapeError>([] {
+  const std::string msg = error_message<ShapeError>([] {
     layer_norm(Tensor::ones({2, 5}), Tensor::ones({4}), Tensor());
   });
   EXPECT_NE(msg.find("layer_norm"), std::string::npos) << msg;
@@ -212,15 +183,15 @@ TEST(BatchNorm, TrainingNormalisesWithBatchStatsAndUpdatesRunningStats) {
     const Tensor y = batch_norm(x, w, b, rm, rv, true, 0.2f, 1e-5f);
     const BnRef ref =
         batch_norm_ref(x.to_vector<float>(), N, C, S, w.to_vector<float>(), b.to_vector<float>(), 1e-5);
-    expect_near_all(y, ref.y, 1e-5, "y " + shape_str(shape));
+    EXPECT_TRUE(all_close(y.to_vector<float>(), ref.y, 1e-5, 1e-5)) << "y " << shape_str(shape);
     std::vector<double> rm_ref(C), rv_ref(C);
     const double M = static_cast<double>(N * S);
     for (int64_t c = 0; c < C; ++c) {
       rm_ref[c] = 0.8 * 0.5 + 0.2 * ref.mean[c];
       rv_ref[c] = 0.8 * 2.0 + 0.2 * ref.var_biased[c] * M / (M - 1);  // unbiased for the running update
     }
-    expect_near_all(rm, rm_ref, 1e-6, "running_mean");
-    expect_near_all(rv, rv_ref, 1e-6, "running_var");
+    EXPECT_TRUE(all_close(rm.to_vector<float>(), rm_ref, 1e-6, 1e-6)) << "running_mean";
+    EXPECT_TRUE(all_close(rv.to_vector<float>(), rv_ref, 1e-6, 1e-6)) << "running_var";
     EXPECT_FALSE(rm.requires_grad());
   }
 }
@@ -236,7 +207,7 @@ TEST(BatchNorm, EvalUsesRunningStats) {
     const int64_t c = (static_cast<int64_t>(i) / 4) % 2;
     ref[i] = c == 0 ? (xv[i] - 0.5) / 2.0 * 2.0 : (xv[i] + 1.0) / 0.5 + 1.0;
   }
-  expect_near_all(y, ref, 1e-6, "eval");
+  EXPECT_TRUE(all_close(y.to_vector<float>(), ref, 1e-6, 1e-6)) << "eval";
   EXPECT_EQ(rm.to_vector<float>(), (std::vector<float>{0.5f, -1.0f}));  // untouched
   EXPECT_EQ(rv.to_vector<float>(), (std::vector<float>{4.0f, 0.25f}));
 }
@@ -263,7 +234,7 @@ TEST(BatchNorm, SameResultOnAnyThreadCount) {
   const Tensor x = rand_tensor({8, 64, 16, 16}, 41);
   std::vector<float> y1, y2, g1, g2;
   for (int threads : {1, 2}) {
-    ThreadCount t(threads);
+    ThreadCountGuard t(threads);
     Tensor xl = x.clone().set_requires_grad();
     Tensor rm = Tensor::zeros({64}), rv = Tensor::ones({64});
     const Tensor y = batch_norm(xl, Tensor(), Tensor(), rm, rv, true);
@@ -277,17 +248,16 @@ TEST(BatchNorm, SameResultOnAnyThreadCount) {
 
 TEST(BatchNorm, ErrorsNameTheProblem) {
   Tensor rm = Tensor::zeros({3}), rv = Tensor::ones({3});
-  std::string msg = expect_throw_message<InputError>([&] {
+  std::string msg = error_message<InputError>([&] {
     batch_norm(Tensor::ones({1, 3}), Tensor(), Tensor(), rm, rv, true);
   });
   EXPECT_NE(msg.find("more than one value per channel"), std::string::npos) << msg;
-  msg = expect_throw_message<ShapeError>([&] {
+  msg = error_message<ShapeError>([&] {
     batch_norm(Tensor::ones({4, 5}), Tensor(), Tensor(), rm, rv, true);
   });
   EXPECT_NE(msg.find("running_mean"), std::string::npos) << msg;
   EXPECT_NE(msg.find("[4,5]"), std::string::npos) << msg;
-  msg = expect_throw_message<ShapeError>(
-      [&] { batch_norm(Tensor::ones({4}), Tensor(), Tensor(), rm, rv, true); });
+  msg = error_message<ShapeError>([&] { batch_norm(Tensor::ones({4}), Tensor(), Tensor(), rm, rv, true); });
   EXPECT_NE(msg.find("batch_norm"), std::string::npos) << msg;
 }
 
@@ -313,15 +283,15 @@ TEST(Embedding, GathersRowsAndAddsGradientsOfRepeatedIndices) {
 
 TEST(Embedding, OutOfRangeIndexIsAnInputErrorNamingIt) {
   const Tensor w = Tensor::ones({10, 4});
-  std::string msg = expect_throw_message<InputError>([&] {
+  std::string msg = error_message<InputError>([&] {
     embedding(w, Tensor::from_vector<int64_t>({1, 12, 3}));
   });
   EXPECT_NE(msg.find("embedding"), std::string::npos) << msg;
   EXPECT_NE(msg.find("12"), std::string::npos) << msg;
   EXPECT_NE(msg.find("10 rows"), std::string::npos) << msg;
-  msg = expect_throw_message<InputError>([&] { embedding(w, Tensor::from_vector<int64_t>({-1})); });
+  msg = error_message<InputError>([&] { embedding(w, Tensor::from_vector<int64_t>({-1})); });
   EXPECT_NE(msg.find("-1"), std::string::npos) << msg;
-  expect_throw_message<InputError>([&] { embedding(w, Tensor::ones({2})); });  // float indices
+  error_message<InputError>([&] { embedding(w, Tensor::ones({2})); });  // float indices
 }
 
 // ---- linear -------------------------------------------------------------------------------------
@@ -338,7 +308,7 @@ TEST(Linear, MatchesReferenceAndComposedBackward) {
       for (int64_t i = 0; i < I; ++i) s += static_cast<double>(xv[n * I + i]) * wv[i * O + o];
       ref[n * O + o] = s;
     }
-  expect_near_all(y, ref, 1e-5, "forward");
+  EXPECT_TRUE(all_close(y.to_vector<float>(), ref, 1e-5, 1e-5)) << "forward";
   const Tensor g = rand_tensor({N, O}, 64);
   y.backward(g);
   Tensor x2 = x1.detach().clone().set_requires_grad();
@@ -356,7 +326,7 @@ TEST(Linear, BiasGradientIsTheSameOnAnyThreadCount) {
   const Tensor w = rand_tensor({32, 64}, 72);
   std::vector<float> gb1, gb2;
   for (int threads : {1, 2}) {
-    ThreadCount t(threads);
+    ThreadCountGuard t(threads);
     Tensor b = Tensor::zeros({64}).set_requires_grad();
     sum(square(linear(x, w, b))).backward();
     (threads == 1 ? gb1 : gb2) = b.grad().to_vector<float>();
@@ -365,13 +335,13 @@ TEST(Linear, BiasGradientIsTheSameOnAnyThreadCount) {
 }
 
 TEST(Linear, ShapeErrorNamesBothShapes) {
-  const std::string msg = expect_throw_message<ShapeError>([] {
+  const std::string msg = error_message<ShapeError>([] {
     linear(Tensor::ones({64, 783}), Tensor::ones({784, 128}), Tensor());
   });
   EXPECT_NE(msg.find("linear"), std::string::npos) << msg;
   EXPECT_NE(msg.find("[64,783]"), std::string::npos) << msg;
   EXPECT_NE(msg.find("[784,128]"), std::string::npos) << msg;
-  const std::string bias_msg = expect_throw_message<ShapeError>([] {
+  const std::string bias_msg = error_message<ShapeError>([] {
     linear(Tensor::ones({2, 3}), Tensor::ones({3, 4}), Tensor::ones({3}));
   });
   EXPECT_NE(bias_msg.find("bias"), std::string::npos) << bias_msg;

@@ -6,52 +6,28 @@
 
 #include <algorithm>
 #include <cmath>
-#include <random>
 #include <string>
 #include <vector>
 
+#include "../tensor/test_util.h"
 #include "deft/autograd/ops.h"
 #include "deft/nn/loss.h"
 
 namespace deft::nn {
 namespace {
 
-std::vector<float> random_floats(size_t n, uint32_t seed, float lo = -3.0f, float hi = 3.0f) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(lo, hi);
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(rng);
-  return v;
-}
+// Comparisons are all_close(got, want, tol, tol): within tol * (1 + |want|).
+using tt::all_close;
+using tt::error_message;
 
+// These tests draw their data from [-3, 3] unless they say otherwise.
 Tensor rand_tensor(const Shape& s, uint32_t seed, float lo = -3.0f, float hi = 3.0f) {
-  return Tensor::from_vector(random_floats(static_cast<size_t>(shape_numel(s)), seed, lo, hi), s);
+  return tt::rand_tensor(s, seed, lo, hi);
 }
 
 Tensor labels(std::vector<int64_t> v) { return Tensor::from_vector(v); }
 
 double sigmoid_d(double z) { return 1.0 / (1.0 + std::exp(-z)); }
-
-template <class E, class F>
-std::string expect_throw_message(F f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "wrong exception type: " << e.what();
-    return "";
-  }
-  ADD_FAILURE() << "no exception thrown";
-  return "";
-}
-
-void expect_all_near(const std::vector<float>& got, const std::vector<double>& want, double tol,
-                     const char* what) {
-  ASSERT_EQ(got.size(), want.size()) << what;
-  for (size_t i = 0; i < got.size(); ++i)
-    EXPECT_NEAR(got[i], want[i], tol * (1.0 + std::fabs(want[i]))) << what << " " << i;
-}
 
 // Log-softmax of one row in double, written directly from the definition.
 std::vector<double> log_softmax_d(const float* z, int64_t C) {
@@ -80,7 +56,7 @@ TEST(BinaryCrossEntropyWithLogits, GradientIsSigmoidMinusTargetOverN) {
       want[i] = (p - static_cast<double>(y[i])) / N;  // the seed formula: (y_hat - y) / N
       value += -(y[i] * std::log(p) + (1 - y[i]) * std::log(1 - p)) / N;
     }
-    expect_all_near(z.grad().to_vector<float>(), want, 1e-5, "grad");
+    EXPECT_TRUE(all_close(z.grad().to_vector<float>(), want, 1e-5, 1e-5)) << "grad";
     EXPECT_NEAR(loss.item(), value, 1e-5);
     EXPECT_EQ(z.grad().shape(), shape);
   }
@@ -117,9 +93,10 @@ TEST(BinaryCrossEntropyWithLogits, PosWeightAndSampleWeights) {
               1e-4);
   std::vector<double> weighted(6);
   for (int i = 0; i < 6; ++i) weighted[i] = w[i] * per[i];
-  expect_all_near(
+  EXPECT_TRUE(all_close(
       binary_cross_entropy_with_logits(z, Tensor::from_vector(t), Reduction::None, tw, pw).to_vector<float>(),
-      weighted, 1e-5, "none");
+      weighted, 1e-5, 1e-5))
+      << "none";
 }
 
 TEST(BinaryCrossEntropy, MatchesFormulaAndClampsLogAtMinus100) {
@@ -127,7 +104,7 @@ TEST(BinaryCrossEntropy, MatchesFormulaAndClampsLogAtMinus100) {
   const Tensor y = Tensor::from_vector<int64_t>({1, 0, 1, 1, 0}, {5, 1});
   const auto l = binary_cross_entropy(p, y, Reduction::None).to_vector<float>();
   const std::vector<double> want = {100.0, 100.0, std::log(2.0), -std::log(0.9), -std::log(0.8)};
-  expect_all_near(l, want, 1e-5, "bce");
+  EXPECT_TRUE(all_close(l, want, 1e-5, 1e-5)) << "bce";
   double mean = 0;
   for (double v : want) mean += v / 5;
   EXPECT_NEAR(binary_cross_entropy(p, y).item(), mean, 1e-4);
@@ -140,19 +117,19 @@ TEST(BinaryCrossEntropy, GradientMatchesFormula) {
   const auto pv = p.to_vector<float>();
   std::vector<double> want(7);
   for (int i = 0; i < 7; ++i) want[i] = (-t[i] / pv[i] + (1 - t[i]) / (1 - pv[i])) / 7;
-  expect_all_near(p.grad().to_vector<float>(), want, 1e-4, "grad");
+  EXPECT_TRUE(all_close(p.grad().to_vector<float>(), want, 1e-4, 1e-4)) << "grad";
 }
 
 TEST(BinaryCrossEntropy, BadInputsAreInputErrors) {
-  std::string msg = expect_throw_message<InputError>([] {
+  std::string msg = error_message<InputError>([] {
     binary_cross_entropy(Tensor::from_vector<float>({0.5f, 1.5f}), labels({0, 1}));
   });
   EXPECT_NE(msg.find("1.5"), std::string::npos) << msg;
-  msg = expect_throw_message<InputError>([] {
+  msg = error_message<InputError>([] {
     binary_cross_entropy_with_logits(Tensor::zeros({3}), labels({0, 2, 1}));
   });
   EXPECT_NE(msg.find("[0, 1]"), std::string::npos) << msg;
-  msg = expect_throw_message<ShapeError>([] {
+  msg = error_message<ShapeError>([] {
     binary_cross_entropy_with_logits(Tensor::zeros({4, 1}), labels({0, 1}));
   });
   EXPECT_NE(msg.find("[4,1]"), std::string::npos) << msg;
@@ -227,7 +204,7 @@ TEST(SparseCategoricalCrossEntropy, MatchesPyTorchFormulaWithSmoothingWeightsAnd
       {.label_smoothing = 0.15f, .class_weights = cw, .reduction = Reduction::None, .ignore_index = -100},
       Tensor::from_vector(sw));
   EXPECT_EQ(none.shape(), (Shape{6}));
-  expect_all_near(none.to_vector<float>(), per, 1e-5, "none");
+  EXPECT_TRUE(all_close(none.to_vector<float>(), per, 1e-5, 1e-5)) << "none";
 }
 
 TEST(SparseCategoricalCrossEntropy, GradientIsSoftmaxMinusOneHotOverN) {
@@ -241,7 +218,7 @@ TEST(SparseCategoricalCrossEntropy, GradientIsSoftmaxMinusOneHotOverN) {
     const auto lp = log_softmax_d(zv.data() + i * C, C);
     for (int64_t c = 0; c < C; ++c) want.push_back((std::exp(lp[c]) - (c == y[i] ? 1.0 : 0.0)) / N);
   }
-  expect_all_near(z.grad().to_vector<float>(), want, 1e-5, "grad");
+  EXPECT_TRUE(all_close(z.grad().to_vector<float>(), want, 1e-5, 1e-5)) << "grad";
 }
 
 TEST(SparseCategoricalCrossEntropy, SampleWeightedMeanAndZeroWeights) {
@@ -261,24 +238,24 @@ TEST(SparseCategoricalCrossEntropy, SampleWeightedMeanAndZeroWeights) {
 }
 
 TEST(SparseCategoricalCrossEntropy, BadLabelsAreInputErrors) {
-  std::string msg = expect_throw_message<InputError>([] {
+  std::string msg = error_message<InputError>([] {
     sparse_categorical_cross_entropy(Tensor::zeros({3, 10}), labels({1, 10, 2}));
   });
   EXPECT_NE(msg.find("label 10"), std::string::npos) << msg;
   EXPECT_NE(msg.find("10 classes"), std::string::npos) << msg;
-  msg = expect_throw_message<InputError>([] {
+  msg = error_message<InputError>([] {
     sparse_categorical_cross_entropy(Tensor::zeros({2, 4}), labels({-1, 0}));
   });
   EXPECT_NE(msg.find("label -1"), std::string::npos) << msg;
-  msg = expect_throw_message<InputError>([] {
+  msg = error_message<InputError>([] {
     sparse_categorical_cross_entropy(Tensor::zeros({2, 4}), Tensor::zeros({2}));
   });
   EXPECT_NE(msg.find("int64"), std::string::npos) << msg;
-  msg = expect_throw_message<ShapeError>([] {
+  msg = error_message<ShapeError>([] {
     sparse_categorical_cross_entropy(Tensor::zeros({3, 4}), labels({0, 1}));
   });
   EXPECT_NE(msg.find("[3,4]"), std::string::npos) << msg;
-  msg = expect_throw_message<ShapeError>([] {
+  msg = error_message<ShapeError>([] {
     sparse_categorical_cross_entropy(Tensor::zeros({2, 4}), labels({0, 1}), {.class_weights = {1, 2}});
   });
   EXPECT_NE(msg.find("class weights"), std::string::npos) << msg;
@@ -294,7 +271,7 @@ TEST(SparseCategoricalCrossEntropy, LabelsAsColumnAreAccepted) {
 TEST(CategoricalCrossEntropy, FromLogitsAndFromProbabilities) {
   const int64_t N = 4, C = 5;
   const Tensor z = rand_tensor({N, C}, 21);
-  std::vector<float> t = random_floats(N * C, 22, 0.0f, 1.0f);
+  std::vector<float> t = tt::random_floats(N * C, 22, 0.0f, 1.0f);
   for (int64_t i = 0; i < N; ++i) {
     float s = 0;
     for (int64_t c = 0; c < C; ++c) s += t[i * C + c];
@@ -333,7 +310,7 @@ TEST(CategoricalCrossEntropy, GradientIsSoftmaxMinusTarget) {
     const auto lp = log_softmax_d(zv.data() + i * 4, 4);
     for (int c = 0; c < 4; ++c) want.push_back((std::exp(lp[c]) - t[i * 4 + c]) / 3);
   }
-  expect_all_near(z.grad().to_vector<float>(), want, 1e-5, "grad");
+  EXPECT_TRUE(all_close(z.grad().to_vector<float>(), want, 1e-5, 1e-5)) << "grad";
 }
 
 // ---- regression ---------------------------------------------------------------------------------
@@ -382,16 +359,14 @@ TEST(RegressionLosses, SampleWeightsAndGradient) {
     }
   EXPECT_NEAR(l.item(), num / (4.5 * 2), 1e-5);
   l.backward();
-  expect_all_near(pred.grad().to_vector<float>(), grad, 1e-5, "grad");
+  EXPECT_TRUE(all_close(pred.grad().to_vector<float>(), grad, 1e-5, 1e-5)) << "grad";
 }
 
 TEST(RegressionLosses, MismatchedShapesAreShapeErrors) {
-  const std::string msg = expect_throw_message<ShapeError>([] {
-    mse(Tensor::zeros({4, 2}), Tensor::zeros({4}));
-  });
+  const std::string msg = error_message<ShapeError>([] { mse(Tensor::zeros({4, 2}), Tensor::zeros({4})); });
   EXPECT_NE(msg.find("[4,2]"), std::string::npos) << msg;
   EXPECT_NE(msg.find("[4]"), std::string::npos) << msg;
-  expect_throw_message<ShapeError>(
+  error_message<ShapeError>(
       [] { mae(Tensor::zeros({3}), Tensor::zeros({3}), Reduction::Mean, Tensor::ones({2})); });
 }
 
@@ -422,18 +397,18 @@ TEST(LossObjects, MakeLossByKerasNames) {
 }
 
 TEST(LossObjects, UnknownNamesAndOptionsAreInputErrors) {
-  std::string msg = expect_throw_message<InputError>([] { make_loss("cross_entropy_loss"); });
+  std::string msg = error_message<InputError>([] { make_loss("cross_entropy_loss"); });
   EXPECT_NE(msg.find("cross_entropy_loss"), std::string::npos) << msg;
   EXPECT_NE(msg.find("sparse_categorical_crossentropy"), std::string::npos) << msg;
   EXPECT_NE(msg.find("huber"), std::string::npos) << msg;
-  msg = expect_throw_message<InputError>([] { make_loss("huber", {{"delt", 2.0}}); });
+  msg = error_message<InputError>([] { make_loss("huber", {{"delt", 2.0}}); });
   EXPECT_NE(msg.find("'delt'"), std::string::npos) << msg;
   EXPECT_NE(msg.find("delta"), std::string::npos) << msg;
-  msg = expect_throw_message<InputError>([] { make_loss("mse", {{"reduction", "average"}}); });
+  msg = error_message<InputError>([] { make_loss("mse", {{"reduction", "average"}}); });
   EXPECT_NE(msg.find("average"), std::string::npos) << msg;
-  msg = expect_throw_message<InputError>([] { make_loss("binary_crossentropy", {{"from_logits", "yes"}}); });
+  msg = error_message<InputError>([] { make_loss("binary_crossentropy", {{"from_logits", "yes"}}); });
   EXPECT_NE(msg.find("from_logits"), std::string::npos) << msg;
-  expect_throw_message<InputError>([] { make_loss("huber", {{"delta", -1.0}}); });
+  error_message<InputError>([] { make_loss("huber", {{"delta", -1.0}}); });
 }
 
 TEST(LossObjects, ConfigRoundTripsAndObjectsMatchFunctions) {

@@ -49,7 +49,7 @@ TEST(ClipGradNorm, LargeGradientsGiveTheSameNormOnAnyThreadCount) {
   const double expected = reference_norm({g});
   std::vector<double> norms;
   for (int threads : {1, 2}) {
-    ThreadCountScope scope(threads);
+    ThreadCountGuard scope(threads);
     Tensor p = param(std::vector<float>(n, 0.0f), {static_cast<int64_t>(n)});
     set_grad(p, g);
     norms.push_back(optim::clip_grad_norm({p}, 1e9));

@@ -274,7 +274,7 @@ TEST(OptimParallel, LargeParametersGiveTheSameBitsOnAnyThreadCount) {
   for (const auto& [name, config] : stateful_configs()) {
     std::vector<Tensor> results;
     for (int threads : {1, 2, 3}) {
-      ThreadCountScope scope(threads);
+      ThreadCountGuard scope(threads);
       Tensor p = param(init, {n});
       std::unique_ptr<Optimizer> opt = make_optimizer(name, config);
       opt->attach({p});

@@ -19,12 +19,7 @@ namespace k = deft::kernel;
 
 namespace {
 
-bool bitwise_equal(const Tensor& a, const Tensor& b) {
-  if (a.shape() != b.shape() || a.dtype() != b.dtype()) return false;
-  const Tensor ac = a.contiguous_copy(), bc = b.contiguous_copy();
-  return std::memcmp(ac.raw_data(), bc.raw_data(), static_cast<size_t>(a.numel()) * dtype_size(a.dtype())) ==
-         0;
-}
+using tt::bitwise_equal;
 
 const int kThreadCounts[] = {1, 2, 4};
 

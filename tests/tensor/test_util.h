@@ -1,17 +1,22 @@
-// Shared helpers for the tensor-layer tests: deterministic test data (from the
-// standard library, not deft's generator), naive row-major index arithmetic
-// and comparison helpers. Reference implementations in the tests use these,
-// never deft's own stride logic.
+// Helpers for the tests of every layer (tensor, nn, optim, data, train):
+// deterministic test data (from the standard library, not deft's generator),
+// naive row-major index arithmetic, comparison helpers, checks on the errors a
+// call throws, and a guard for the thread count. Reference implementations in
+// the tests use these, never deft's own stride logic. Include it from another
+// folder as "../tensor/test_util.h".
 #pragma once
 
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "deft/tensor/error.h"
 #include "deft/tensor/kernels.h"
 #include "deft/tensor/parallel.h"
 #include "deft/tensor/tensor.h"
@@ -94,25 +99,56 @@ inline ::testing::AssertionResult all_close(const std::vector<float>& got, const
 
 inline std::vector<double> to_double(const std::vector<float>& v) { return {v.begin(), v.end()}; }
 
-// Runs `f`, expects it to throw exactly E (or a subclass) and returns the message.
+// Same shape, dtype and bytes: for results that must not depend on thread counts or resumption.
+inline bool bitwise_equal(const Tensor& a, const Tensor& b) {
+  if (a.shape() != b.shape() || a.dtype() != b.dtype()) return false;
+  const Tensor ac = a.contiguous_copy(), bc = b.contiguous_copy();
+  return std::memcmp(ac.raw_data(), bc.raw_data(),
+                     static_cast<size_t>(a.numel()) * deft::dtype_size(a.dtype())) == 0;
+}
+
+// Runs `f` and returns the message of the E (or subclass) it throws; adds a test
+// failure and returns nullopt when it throws nothing or something else.
 template <class E, class F>
-std::string error_message(F&& f) {
+std::optional<std::string> thrown_message(F&& f) {
   try {
     f();
   } catch (const E& e) {
-    return e.what();
+    return std::string(e.what());
   } catch (const std::exception& e) {
     ADD_FAILURE() << "threw the wrong exception type: " << e.what();
-    return "";
+    return std::nullopt;
   }
   ADD_FAILURE() << "did not throw";
-  return "";
+  return std::nullopt;
 }
 
-// Restores the thread count when a test that changes it ends.
+// Runs `f`, expects it to throw E (or a subclass) and returns the message.
+template <class E, class F>
+std::string error_message(F&& f) {
+  return thrown_message<E>(f).value_or("");
+}
+
+// Expects f() to throw E (or a subclass) whose message contains every one of `parts`.
+template <class E = deft::InputError, class F>
+void expect_error(F&& f, const std::vector<std::string>& parts) {
+  const std::optional<std::string> msg = thrown_message<E>(f);
+  if (!msg) return;
+  for (const std::string& p : parts)
+    EXPECT_NE(msg->find(p), std::string::npos) << "'" << p << "' not in: " << *msg;
+}
+
+template <class F>
+void expect_input_error(F&& f, const std::vector<std::string>& parts) {
+  expect_error<deft::InputError>(f, parts);
+}
+
+// Restores the thread count when a test that changes it ends; the second form
+// also sets it for the scope: `ThreadCountGuard threads(2);`.
 class ThreadCountGuard {
  public:
   ThreadCountGuard() : saved_(deft::num_threads()) {}
+  explicit ThreadCountGuard(int n) : ThreadCountGuard() { deft::set_num_threads(n); }
   ~ThreadCountGuard() { deft::set_num_threads(saved_); }
   ThreadCountGuard(const ThreadCountGuard&) = delete;
   ThreadCountGuard& operator=(const ThreadCountGuard&) = delete;

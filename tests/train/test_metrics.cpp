@@ -12,6 +12,7 @@
 #include <numeric>
 #include <random>
 
+#include "../tensor/test_util.h"
 #include "deft/train/metrics.h"
 
 using namespace deft;
@@ -19,20 +20,7 @@ using namespace deft::train;
 
 namespace {
 
-// Expects f() to throw E whose message contains every one of `parts`.
-template <class E = InputError, class F>
-void expect_error(F&& f, const std::vector<std::string>& parts) {
-  try {
-    f();
-    ADD_FAILURE() << "nothing thrown (expected a message with '" << (parts.empty() ? "" : parts[0]) << "')";
-  } catch (const E& e) {
-    const std::string msg = e.what();
-    for (const std::string& p : parts)
-      EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "wrong exception type: " << e.what();
-  }
-}
+using tt::expect_error;
 
 Tensor probs(const std::vector<float>& v, int64_t n, int64_t c) { return Tensor::from_vector(v, {n, c}); }
 Tensor labels(const std::vector<int64_t>& v) { return Tensor::from_vector(v); }
