@@ -596,12 +596,7 @@ Tensor cross_entropy_logits(const Tensor& logits, const Tensor& labels, const Cr
         pr[i] = 0.0f;
         continue;
       }
-      float m = -INFINITY;
-      for (int64_t c = 0; c < C; ++c) m = zr[c] > m ? zr[c] : m;
-      if (!std::isfinite(m)) m = 0.0f;
-      float s = 0.0f;
-      for (int64_t c = 0; c < C; ++c) s += vm::exp(zr[c] - m);
-      const float l = m + std::log(s);
+      const float l = vm::logsumexp(zr, C);
       pl[i] = l;
       float loss = on * (cw ? cw[py[i]] : 1.0f) * (l - zr[py[i]]);
       if (off != 0.0f) {
@@ -707,12 +702,7 @@ Tensor soft_cross_entropy_logits(const Tensor& logits, const Tensor& target_prob
     for (int64_t i = i0; i < i1; ++i) {
       const float* zr = pz + i * C;
       const float* tr = pt + i * C;
-      float m = -INFINITY;
-      for (int64_t c = 0; c < C; ++c) m = zr[c] > m ? zr[c] : m;
-      if (!std::isfinite(m)) m = 0.0f;
-      float s = 0.0f;
-      for (int64_t c = 0; c < C; ++c) s += vm::exp(zr[c] - m);
-      const float l = m + std::log(s);
+      const float l = vm::logsumexp(zr, C);
       pl[i] = l;
       float loss = 0.0f;
       for (int64_t c = 0; c < C; ++c) loss += (cw ? cw[c] : 1.0f) * (on * tr[c] + off) * (l - zr[c]);

@@ -36,19 +36,12 @@ Tensor along_last(const std::vector<Tensor>& ins, int64_t axis, const char* op, 
   return last ? out : contiguous(transpose(out, d, nd - 1));
 }
 
-float row_max(const float* p, int64_t n) {
-  float m = -INFINITY;
-  for (int64_t i = 0; i < n; ++i) m = p[i] > m ? p[i] : m;
-  return m;
-}
-
 }  // namespace
 
 Tensor softmax(const Tensor& x, int64_t axis) {
   return along_last({x}, axis, "softmax", [](const std::vector<const float*>& p, int64_t off, int64_t n, float* o) {
     const float* r = p[0] + off;
-    float m = row_max(r, n);
-    if (!std::isfinite(m)) m = 0.0f;
+    const float m = vm::stable_shift(r, n);
     float s = 0.0f;
     for (int64_t i = 0; i < n; ++i) {
       o[i] = vm::exp(r[i] - m);
@@ -62,11 +55,7 @@ Tensor softmax(const Tensor& x, int64_t axis) {
 Tensor log_softmax(const Tensor& x, int64_t axis) {
   return along_last({x}, axis, "log_softmax", [](const std::vector<const float*>& p, int64_t off, int64_t n, float* o) {
     const float* r = p[0] + off;
-    float m = row_max(r, n);
-    if (!std::isfinite(m)) m = 0.0f;
-    float s = 0.0f;
-    for (int64_t i = 0; i < n; ++i) s += vm::exp(r[i] - m);
-    const float lse = m + std::log(s);
+    const float lse = vm::logsumexp(r, n);
     for (int64_t i = 0; i < n; ++i) o[i] = r[i] - lse;
   });
 }

@@ -47,4 +47,20 @@ inline float tanh(float x) {
   return x < 0 ? -t : t;
 }
 
+// The largest of x[0..n), or 0 when that is not finite (a row of -inf, or an
+// inf): the shift that keeps exp(x - shift) in range for softmax and logsumexp.
+inline float stable_shift(const float* x, int64_t n) {
+  float m = -INFINITY;
+  for (int64_t i = 0; i < n; ++i) m = x[i] > m ? x[i] : m;
+  return std::isfinite(m) ? m : 0.0f;
+}
+
+// log(sum_i exp(x[i])) of one row, as log_softmax and the cross-entropy losses use it.
+inline float logsumexp(const float* x, int64_t n) {
+  const float m = stable_shift(x, n);
+  float s = 0.0f;
+  for (int64_t i = 0; i < n; ++i) s += vm::exp(x[i] - m);
+  return m + std::log(s);
+}
+
 }  // namespace deft::vm
