@@ -146,13 +146,27 @@ void TerminateOnNaN::on_batch_end(Model& m, int64_t batch, const Logs& logs) {
 
 // ---- loggers --------------------------------------------------------------------------
 
-CsvLogger::CsvLogger(std::string path, bool append) : path_(std::move(path)), append_(append) {}
+FileLogger::FileLogger(const char* kind, std::string path, bool append)
+    : kind_(kind), path_(std::move(path)), append_(append) {}
 
-void CsvLogger::on_train_begin(Model& m) {
+void FileLogger::on_train_begin(Model& m) {
   const bool resume = append_ || m.epochs_trained() > 0;
   out_.open(path_, resume ? std::ios::app : std::ios::trunc);
-  DEFT_CHECK(out_.good(), "CsvLogger: cannot write '{}'", path_);
-  columns_.clear();
+  DEFT_CHECK(out_.good(), "{}: cannot write '{}'", kind_, path_);
+}
+
+void FileLogger::on_train_end(Model&, const Logs&) { out_.close(); }
+
+void FileLogger::write_line(const std::string& line) {
+  out_ << line << '\n';
+  out_.flush();  // a crashed or killed run keeps the epochs it finished
+}
+
+CsvLogger::CsvLogger(std::string path, bool append) : FileLogger("CsvLogger", std::move(path), append) {}
+
+void CsvLogger::on_train_begin(Model& m) {
+  FileLogger::on_train_begin(m);
+  columns_.clear();  // taken from the first epoch's logs; the header goes only into an empty file
 }
 
 void CsvLogger::on_epoch_end(Model&, int64_t, const Logs& logs) {
@@ -162,7 +176,7 @@ void CsvLogger::on_epoch_end(Model&, int64_t, const Logs& logs) {
     if (empty_file) {
       std::string header;
       for (auto& c : columns_) header += (header.empty() ? "" : ",") + c;
-      out_ << header << '\n';
+      write_line(header);
     }
   }
   std::string row;
@@ -171,27 +185,17 @@ void CsvLogger::on_epoch_end(Model&, int64_t, const Logs& logs) {
     if (i) row += ',';
     if (it != logs.end()) row += fmt::format("{}", it->second);
   }
-  out_ << row << '\n';
-  out_.flush();
+  write_line(row);
 }
 
-void CsvLogger::on_train_end(Model&, const Logs&) { out_.close(); }
-
-JsonLinesLogger::JsonLinesLogger(std::string path, bool append) : path_(std::move(path)), append_(append) {}
-
-void JsonLinesLogger::on_train_begin(Model& m) {
-  out_.open(path_, append_ || m.epochs_trained() > 0 ? std::ios::app : std::ios::trunc);
-  DEFT_CHECK(out_.good(), "JsonLinesLogger: cannot write '{}'", path_);
-}
+JsonLinesLogger::JsonLinesLogger(std::string path, bool append)
+    : FileLogger("JsonLinesLogger", std::move(path), append) {}
 
 void JsonLinesLogger::on_epoch_end(Model&, int64_t, const Logs& logs) {
   json j = json::object();
   for (auto& [k, v] : logs) j[k] = number(v);
-  out_ << j.dump() << '\n';
-  out_.flush();
+  write_line(j.dump());
 }
-
-void JsonLinesLogger::on_train_end(Model&, const Logs&) { out_.close(); }
 
 // ---- ProgressBar --------------------------------------------------------------------
 

@@ -130,34 +130,43 @@ class TerminateOnNaN : public Callback {
   void on_batch_end(Model& m, int64_t batch, const Logs& logs) override;
 };
 
+// What the epoch loggers share: their file, opened when training begins (appended
+// to when `append` or when resuming, so a resumed run continues its log) and
+// closed when it ends.
+class FileLogger : public Callback {
+ public:
+  void on_train_begin(Model& m) override;
+  void on_train_end(Model& m, const Logs& logs) override;
+
+ protected:
+  // `kind` names the logger in error messages ("CsvLogger").
+  FileLogger(const char* kind, std::string path, bool append);
+  void write_line(const std::string& line);  // and flush
+  std::ofstream out_;
+
+ private:
+  const char* kind_;
+  std::string path_;
+  bool append_;
+};
+
 // One row (CSV) or one JSON object per line per epoch; appends when resuming.
-class CsvLogger : public Callback {
+class CsvLogger : public FileLogger {
  public:
   explicit CsvLogger(std::string path, bool append = false);
   std::string name() const override { return "csv_logger"; }
   void on_train_begin(Model& m) override;
   void on_epoch_end(Model& m, int64_t epoch, const Logs& logs) override;
-  void on_train_end(Model& m, const Logs& logs) override;
 
  private:
-  std::string path_;
-  bool append_;
-  std::ofstream out_;
   std::vector<std::string> columns_;
 };
 
-class JsonLinesLogger : public Callback {
+class JsonLinesLogger : public FileLogger {
  public:
   explicit JsonLinesLogger(std::string path, bool append = false);
   std::string name() const override { return "jsonl_logger"; }
-  void on_train_begin(Model& m) override;
   void on_epoch_end(Model& m, int64_t epoch, const Logs& logs) override;
-  void on_train_end(Model& m, const Logs& logs) override;
-
- private:
-  std::string path_;
-  bool append_;
-  std::ofstream out_;
 };
 
 // On a terminal: a live bar per epoch with ETA and running metrics, redrawn at most
