@@ -422,31 +422,25 @@ std::map<std::string, double> RocAuc::result() const { return {{"auc", auc()}}; 
 
 // --- regression --------------------------------------------------------------------
 
-void MeanSquaredError::update(const Tensor& predictions, const Tensor& targets) {
-  const RegressionBatch b = check_regression_batch("mse", predictions, targets);
+template <class Error>
+void MeanElementError::accumulate(const Tensor& predictions, const Tensor& targets, Error error) {
+  const RegressionBatch b = check_regression_batch(name_, predictions, targets);
   double s = 0;
-  for (int64_t i = 0; i < b.n * b.d; ++i) {
-    const double e = static_cast<double>(b.p[i]) - b.y[i];
-    s += e * e;
-  }
+  for (int64_t i = 0; i < b.n * b.d; ++i) s += error(static_cast<double>(b.p[i]) - b.y[i]);
   sum_ += s;
   count_ += b.n * b.d;
 }
 
-std::map<std::string, double> MeanSquaredError::result() const {
-  return {{"mse", count_ == 0 ? kNaN : sum_ / static_cast<double>(count_)}};
+std::map<std::string, double> MeanElementError::result() const {
+  return {{name_, count_ == 0 ? kNaN : sum_ / static_cast<double>(count_)}};
+}
+
+void MeanSquaredError::update(const Tensor& predictions, const Tensor& targets) {
+  accumulate(predictions, targets, [](double e) { return e * e; });
 }
 
 void MeanAbsoluteError::update(const Tensor& predictions, const Tensor& targets) {
-  const RegressionBatch b = check_regression_batch("mae", predictions, targets);
-  double s = 0;
-  for (int64_t i = 0; i < b.n * b.d; ++i) s += std::abs(static_cast<double>(b.p[i]) - b.y[i]);
-  sum_ += s;
-  count_ += b.n * b.d;
-}
-
-std::map<std::string, double> MeanAbsoluteError::result() const {
-  return {{"mae", count_ == 0 ? kNaN : sum_ / static_cast<double>(count_)}};
+  accumulate(predictions, targets, [](double e) { return std::abs(e); });
 }
 
 void R2Score::reset() {

@@ -139,29 +139,37 @@ class RocAuc : public Metric {
   std::vector<uint8_t> positive_;
 };
 
-// Mean squared / absolute error over all elements, summed in double.
-class MeanSquaredError : public Metric {
+// The mean over all elements of an error of (prediction - target), summed in
+// double: what MeanSquaredError and MeanAbsoluteError share.
+class MeanElementError : public Metric {
  public:
-  std::string name() const override { return "mse"; }
+  std::string name() const override { return name_; }
   void reset() override { sum_ = 0, count_ = 0; }
-  void update(const Tensor& predictions, const Tensor& targets) override;
   std::map<std::string, double> result() const override;
 
+ protected:
+  explicit MeanElementError(const char* name) : name_(name) {}
+  // Adds error(prediction - target) of every element of the batch.
+  template <class Error>
+  void accumulate(const Tensor& predictions, const Tensor& targets, Error error);
+
  private:
+  const char* name_;
   double sum_ = 0;
   int64_t count_ = 0;
 };
 
-class MeanAbsoluteError : public Metric {
+// Mean squared / absolute error over all elements.
+class MeanSquaredError : public MeanElementError {
  public:
-  std::string name() const override { return "mae"; }
-  void reset() override { sum_ = 0, count_ = 0; }
+  MeanSquaredError() : MeanElementError("mse") {}
   void update(const Tensor& predictions, const Tensor& targets) override;
-  std::map<std::string, double> result() const override;
+};
 
- private:
-  double sum_ = 0;
-  int64_t count_ = 0;
+class MeanAbsoluteError : public MeanElementError {
+ public:
+  MeanAbsoluteError() : MeanElementError("mae") {}
+  void update(const Tensor& predictions, const Tensor& targets) override;
 };
 
 // R² = 1 − SS_res / SS_tot per output, averaged over outputs (sklearn's
