@@ -201,14 +201,20 @@ float read_float(ConfigReader& r, const char* key, float fallback) {
   return static_cast<float>(r.number(key, fallback));
 }
 
+// The options every cross-entropy has.
+template <class Options>
+void read_cross_entropy_options(ConfigReader& r, Options& o) {
+  o.from_logits = r.boolean("from_logits", o.from_logits);
+  o.label_smoothing = read_float(r, "label_smoothing", o.label_smoothing);
+  o.reduction = read_reduction(r, o.reduction);
+}
+
 using Factory = std::function<std::shared_ptr<Loss>(const std::string& name, const nlohmann::json&)>;
 
 std::shared_ptr<Loss> make_sparse(const std::string& name, const nlohmann::json& cfg) {
   ConfigReader r = options_reader(name, cfg);
   SparseCategoricalCrossentropyOptions o;
-  o.from_logits = r.boolean("from_logits", o.from_logits);
-  o.label_smoothing = read_float(r, "label_smoothing", o.label_smoothing);
-  o.reduction = read_reduction(r, o.reduction);
+  read_cross_entropy_options(r, o);
   const std::vector<double> class_weights = r.numbers("class_weights", {});
   o.class_weights.assign(class_weights.begin(), class_weights.end());
   if (r.raw("ignore_index")) o.ignore_index = r.integer("ignore_index", 0);
@@ -218,18 +224,14 @@ std::shared_ptr<Loss> make_sparse(const std::string& name, const nlohmann::json&
 std::shared_ptr<Loss> make_categorical(const std::string& name, const nlohmann::json& cfg) {
   ConfigReader r = options_reader(name, cfg);
   CategoricalCrossentropyOptions o;
-  o.from_logits = r.boolean("from_logits", o.from_logits);
-  o.label_smoothing = read_float(r, "label_smoothing", o.label_smoothing);
-  o.reduction = read_reduction(r, o.reduction);
+  read_cross_entropy_options(r, o);
   r.finish();
   return std::make_shared<CategoricalCrossentropy>(o);
 }
 std::shared_ptr<Loss> make_binary(const std::string& name, const nlohmann::json& cfg) {
   ConfigReader r = options_reader(name, cfg);
   BinaryCrossentropyOptions o;
-  o.from_logits = r.boolean("from_logits", o.from_logits);
-  o.label_smoothing = read_float(r, "label_smoothing", o.label_smoothing);
-  o.reduction = read_reduction(r, o.reduction);
+  read_cross_entropy_options(r, o);
   o.pos_weight = read_float(r, "pos_weight", o.pos_weight);
   r.finish();
   return std::make_shared<BinaryCrossentropy>(o);
