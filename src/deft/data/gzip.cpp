@@ -9,6 +9,7 @@
 #include <limits>
 #include <memory>
 
+#include "deft/tensor/bytes.h"
 #include "deft/tensor/error.h"
 
 namespace deft::data {
@@ -144,10 +145,6 @@ class GunzipStream {
 size_t gzip_size_hint(uint32_t isize, uint64_t compressed, size_t max_bytes) {
   const uint64_t cap = std::min<uint64_t>(compressed * kMaxDeflateRatio, max_bytes);
   return static_cast<size_t>(std::min<uint64_t>(isize, cap));
-}
-
-uint32_t le32(const uint8_t* p) {
-  return uint32_t{p[0]} | (uint32_t{p[1]} << 8) | (uint32_t{p[2]} << 16) | (uint32_t{p[3]} << 24);
 }
 
 struct FileCloser {

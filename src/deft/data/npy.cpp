@@ -10,6 +10,7 @@
 #include <optional>
 
 #include "deft/data/gzip.h"
+#include "deft/tensor/bytes.h"
 #include "deft/tensor/file_io.h"
 #include "deft/tensor/kernels.h"
 #include "deft/tensor/text_util.h"
@@ -23,11 +24,6 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr size_t kMaxNpyDims = 4;
-
-uint16_t le16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
-uint32_t le32(const uint8_t* p) {
-  return uint32_t{p[0]} | (uint32_t{p[1]} << 8) | (uint32_t{p[2]} << 16) | (uint32_t{p[3]} << 24);
-}
 
 struct NpyHeader {
   std::string descr;
@@ -209,15 +205,6 @@ ElemType parse_descr(const std::string& descr, const std::string& name) {
   }
   fail("{}: unsupported dtype '{}' (supported: <f4 <f8 <i8 <i4 <i2 |i1 <u2 <u4 |u1 |b1)", name,
        ascii_excerpt(descr));
-}
-
-template <class Src, class Dst>
-void convert_le(const uint8_t* p, int64_t n, Dst* out) {
-  for (int64_t i = 0; i < n; ++i) {
-    Src v;
-    std::memcpy(&v, p + i * static_cast<int64_t>(sizeof(Src)), sizeof(Src));
-    out[i] = static_cast<Dst>(v);
-  }
 }
 
 void decode(Elem e, const uint8_t* p, int64_t n, const Tensor& out) {

@@ -11,6 +11,7 @@
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
+#include "deft/tensor/bytes.h"
 #include "deft/tensor/file_io.h"
 #include "deft/tensor/text_util.h"
 
@@ -375,25 +376,16 @@ void validate(Header& h, uint64_t buffer_size, uint64_t file_size, const std::st
   }
 }
 
-template <class Src, class Dst>
-void convert(const uint8_t* p, int64_t n, Dst* out) {
-  for (int64_t i = 0; i < n; ++i) {
-    Src v;
-    std::memcpy(&v, p + i * static_cast<int64_t>(sizeof(Src)), sizeof(Src));
-    out[i] = static_cast<Dst>(v);
-  }
-}
-
 void decode(const Entry& e, const uint8_t* p, const Tensor& out, const std::string& file) {
   const int64_t n = out.numel();
   switch (e.type->conv) {
     case Conv::Copy: std::memcpy(out.raw_data(), p, e.nbytes); break;
-    case Conv::F64: convert<double>(p, n, out.data<float>()); break;
-    case Conv::I8: convert<int8_t>(p, n, out.data<int64_t>()); break;
-    case Conv::I16: convert<int16_t>(p, n, out.data<int64_t>()); break;
-    case Conv::I32: convert<int32_t>(p, n, out.data<int64_t>()); break;
-    case Conv::U16: convert<uint16_t>(p, n, out.data<int64_t>()); break;
-    case Conv::U32: convert<uint32_t>(p, n, out.data<int64_t>()); break;
+    case Conv::F64: convert_le<double>(p, n, out.data<float>()); break;
+    case Conv::I8: convert_le<int8_t>(p, n, out.data<int64_t>()); break;
+    case Conv::I16: convert_le<int16_t>(p, n, out.data<int64_t>()); break;
+    case Conv::I32: convert_le<int32_t>(p, n, out.data<int64_t>()); break;
+    case Conv::U16: convert_le<uint16_t>(p, n, out.data<int64_t>()); break;
+    case Conv::U32: convert_le<uint32_t>(p, n, out.data<int64_t>()); break;
     case Conv::U64: {
       int64_t* o = out.data<int64_t>();
       for (int64_t i = 0; i < n; ++i) {
