@@ -255,7 +255,7 @@ int main(int argc, char** argv) {
   flag("--metrics", "Metrics to track (default accuracy)", std::vector<std::string>{});
   flag("--seed", "Seed: same seed, threads and data give the same model bit for bit", int64_t{});
   flag("--threads", "Threads for this run (default: all cores)", int64_t{});
-  flag("--workers", "Loader threads preparing batches (default 1)", int64_t{});
+  flag("--workers", "Loader threads preparing batches (default: 1 with --augment, else 0)", int64_t{});
   flag("--validation-split", "Hold out this fraction of train for validation", double{});
   flag("--test-split", "Held-out test fraction when the data has no test split (default 0.2)", double{});
   flag("--augment", "Image augmentation, e.g. crop:2,flip:0.5", std::string{});

@@ -263,7 +263,7 @@ History Model::fit(const data::Dataset& train_in, const FitOptions& o) {
                                   .shuffle = o.shuffle,
                                   .drop_last = false,
                                   .seed = o.seed,
-                                  .workers = o.workers,
+                                  .workers = o.workers >= 0 ? o.workers : (aug ? 1 : 0),
                                   .transform = [to_float, pre](data::Batch& b, Generator& gen) {
                                     if (to_float) to_float(b, gen);
                                     b.x = pre.transform_features(b.x);

@@ -117,7 +117,7 @@ const json& defaults() {
       {"model", "mlp"},           {"hidden", {128}},       {"activation", "relu"},
       {"dropout", 0.2},           {"layers", nullptr},     {"epochs", 10},
       {"batch_size", 64},         {"seed", 0},             {"threads", 0},
-      {"workers", 1},             {"optimizer", "adam"},   {"lr", nullptr},
+      {"workers", -1},             {"optimizer", "adam"},   {"lr", nullptr},
       {"weight_decay", nullptr},  {"loss", nullptr},       {"label_smoothing", 0.0},
       {"metrics", {"accuracy"}},  {"schedule", nullptr},   {"clip_grad_norm", 0.0},
       {"clip_grad_value", 0.0},   {"validation_split", 0.0}, {"augment", ""},
@@ -166,7 +166,7 @@ TrainConfig TrainConfig::from_json(const json& j) {
   integer("batch_size", 1);
   integer("seed", 0);
   integer("threads", 0);
-  integer("workers", 0);
+  integer("workers", -1);
   integer("verbose", 0);
   number("dropout", 0, 0.99);
   number("validation_split", 0, 0.9);

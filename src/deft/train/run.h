@@ -11,7 +11,7 @@
 //   data: fashion-mnist | PATH      target: COLUMN (CSV)     positive_classes: [Sandal, 7, ...]
 //   model: mlp | linear             hidden: [128]  activation: relu  dropout: 0.2
 //   layers: [{type: Dense, units: 64, activation: relu}, ...]   (instead of model)
-//   epochs: 10  batch_size: 64  seed: 0  threads: 0 (all)  workers: 1
+//   epochs: 10  batch_size: 64  seed: 0  threads: 0 (all)  workers: -1 (auto)
 //   optimizer: adam | {name: adamw, lr: 0.001, weight_decay: 0.01}   lr: / weight_decay: shortcuts
 //   loss: sparse_categorical_crossentropy | {name: ..., label_smoothing: 0.1}   (default by task)
 //   metrics: [accuracy]   schedule: {name: cosine, warmup_epochs: 1}   clip_grad_norm: 0
