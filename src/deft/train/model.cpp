@@ -53,6 +53,20 @@ double number_from_json(const json& j) {
   return NAN;
 }
 
+// "0".."max(labels)": class names for int64 labels that came without any.
+std::vector<std::string> numbered_class_names(const Tensor& labels, const std::string& source) {
+  DEFT_CHECK(labels.defined() && labels.dtype() == DType::Int64,
+             "fit: '{}' needs int64 class labels for classification", source);
+  int64_t top = 0;
+  for (int64_t v : labels.contiguous_copy().to_vector<int64_t>()) {
+    DEFT_CHECK(v >= 0, "fit: '{}' has label {}; class labels are 0..C-1", source, v);
+    top = std::max(top, v);
+  }
+  std::vector<std::string> names;
+  for (int64_t c = 0; c <= top; ++c) names.push_back(std::to_string(c));
+  return names;
+}
+
 }  // namespace
 
 // ---- History ------------------------------------------------------------------------
@@ -146,12 +160,8 @@ void Model::prepare_for(const data::Dataset& train, const FitOptions& options) {
     pre_->fit(train);
     task_ = train.task;
     class_names_ = train.class_names;
-    if (task_ == data::Task::Classification && class_names_.empty()) {
-      DEFT_CHECK(train.labels.defined() && train.labels.dtype() == DType::Int64,
-                 "fit: '{}' needs int64 class labels for classification", train.name);
-      const int64_t top = train.labels.numel() ? max(train.labels.to(DType::Float32)).item<float>() : 0;
-      for (int64_t c = 0; c <= top; ++c) class_names_.push_back(std::to_string(c));
-    }
+    if (task_ == data::Task::Classification && class_names_.empty())
+      class_names_ = numbered_class_names(train.labels, train.name);
   }
   if (!net_->built()) {
     Shape raw(train.features.shape().begin() + 1, train.features.shape().end());
@@ -210,17 +220,7 @@ data::Dataset Model::as_dataset(const Tensor& x, const Tensor& y) const {
   d.labels = y;
   if (y.dtype() == DType::Int64) {
     d.task = data::Task::Classification;
-    if (!class_names_.empty()) {
-      d.class_names = class_names_;
-    } else {
-      const std::vector<int64_t> labels = y.contiguous_copy().to_vector<int64_t>();
-      int64_t top = 0;
-      for (int64_t v : labels) {
-        DEFT_CHECK(v >= 0, "fit: label {} is negative; class labels are 0..C-1", v);
-        top = std::max(top, v);
-      }
-      for (int64_t c = 0; c <= top; ++c) d.class_names.push_back(std::to_string(c));
-    }
+    d.class_names = class_names_.empty() ? numbered_class_names(y, d.name) : class_names_;
   } else {
     DEFT_CHECK(y.dtype() == DType::Float32, "fit: labels must be int64 classes or float32 targets, got {}",
                dtype_name(y.dtype()));
@@ -237,7 +237,7 @@ History Model::fit(const data::Dataset& train_in, const FitOptions& o) {
              o.validation_split);
   DEFT_CHECK(!(o.validation_data && o.validation_split > 0), "fit: give validation_data or validation_split, not both");
   DEFT_CHECK(train_in.labels.defined(), "fit: '{}' has no labels", train_in.name);
-  if (!o.resume_from.empty()) restore(o.resume_from, false);
+  if (!o.resume_from.empty()) restore(o.resume_from);
 
   data::Dataset train = train_in;
   std::optional<data::Dataset> val;
@@ -281,14 +281,13 @@ History Model::fit(const data::Dataset& train_in, const FitOptions& o) {
       if (saved[i].value("name", "") == cbs[i]->name() && !saved[i]["state"].is_null())
         cbs[i]->load_state(saved[i]["state"]);
   }
-  fitting_ = &o;
   callbacks_ = &cbs;
   fit_batches_ = loader.batches_per_epoch();
   fit_epochs_ = o.epochs;
   stop_training = false;
   struct Reset {
     Model* m;
-    ~Reset() { m->fitting_ = nullptr, m->callbacks_ = nullptr; }
+    ~Reset() { m->callbacks_ = nullptr; }
   } reset{this};
 
   const std::vector<Tensor> params = net_->parameters();
@@ -540,7 +539,7 @@ Model Model::load(const std::string& path) {
   return m;
 }
 
-void Model::restore(const std::string& path, bool /*weights_only*/) {
+void Model::restore(const std::string& path) {
   Model saved = load(path);
   if (net_) {
     const json mine = nn::module_spec(*net_), theirs = nn::module_spec(*saved.net_);

@@ -150,7 +150,7 @@ class Model {
   std::vector<std::unique_ptr<Metric>> make_metrics() const;
   Tensor batch_weights(const Tensor& labels, const std::map<int64_t, double>& class_weight) const;
   nlohmann::json metadata() const;
-  void restore(const std::string& path, bool weights_only);
+  void restore(const std::string& path);  // this model becomes the checkpoint's (resume)
   void check_labels(const data::Dataset& d, const char* what) const;
 
   std::shared_ptr<nn::Module> net_;
@@ -167,8 +167,7 @@ class Model {
   nlohmann::json fit_state_;   // callback states and fit options from the last checkpoint
   nlohmann::json provenance_ = nlohmann::json::object();
   int64_t fit_batches_ = 0, fit_epochs_ = 0;
-  const FitOptions* fitting_ = nullptr;  // during fit(): its options (checkpoints record them)
-  const Callbacks* callbacks_ = nullptr;
+  const Callbacks* callbacks_ = nullptr;  // during fit(): checkpoints record their states
 };
 
 }  // namespace deft::train

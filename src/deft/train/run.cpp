@@ -334,21 +334,9 @@ json evaluation_json(const Evaluation& ev, const std::vector<std::string>& class
   }
   out["examples"] = ev.examples;
   if (ev.confusion) {
-    json per = json::object();
-    const auto& cm = *ev.confusion;
-    for (int64_t c = 0; c < cm.num_classes(); ++c) {
-      const ClassScores s = cm.class_scores(c);
-      const std::string name = c < static_cast<int64_t>(class_names.size()) ? class_names[static_cast<size_t>(c)]
-                                                                              : std::to_string(c);
-      per[name] = {{"precision", s.precision}, {"recall", s.recall}, {"f1", s.f1}, {"support", s.support}};
-    }
-    out["per_class"] = per;
-    out["confusion_matrix"] = json::array();
-    for (int64_t r = 0; r < cm.num_classes(); ++r) {
-      json row = json::array();
-      for (int64_t p = 0; p < cm.num_classes(); ++p) row.push_back(cm.count(r, p));
-      out["confusion_matrix"].push_back(row);
-    }
+    json cj = confusion_json(*ev.confusion, class_names);
+    out["per_class"] = std::move(cj["per_class"]);
+    out["confusion_matrix"] = std::move(cj["matrix"]);
   }
   return out;
 }
