@@ -9,6 +9,7 @@
 
 #include "deft/autograd/gradcheck.h"
 #include "deft/autograd/ops.h"
+#include "deft/autograd/ops_conv.h"
 #include "deft/autograd/ops_nn.h"
 #include "deft/tensor/kernels.h"
 #include "deft/tensor/random.h"
@@ -228,9 +229,66 @@ std::vector<Case> cases() {
                                                               Tensor::from_vector<float>({1.0f, 2.0f, 0.5f, 1.0f}), 2.5f);
                },
                {{4, 1}, {4}}});
+  // convolution and pooling (NCHW), every option
+  c.push_back({"conv2d", "bias, 3x3, no padding", [](auto& in) { return conv2d(in[0], in[1], in[2]); },
+               {{2, 3, 5, 5}, {4, 3, 3, 3}, {4}}});
+  c.push_back({"conv2d", "stride 2, asymmetric padding, no bias",
+               [](auto& in) {
+                 return conv2d(in[0], in[1], Tensor(), {.stride = {2, 2}, .padding = {0, 1, 1, 0}});
+               },
+               {{2, 2, 6, 5}, {3, 2, 3, 2}}});
+  c.push_back({"conv2d", "dilation 2, stride (1, 2), same-style padding",
+               [](auto& in) {
+                 return conv2d(in[0], in[1], in[2], {.stride = {1, 2}, .padding = {2, 2, 2, 2}, .dilation = {2, 2}});
+               },
+               {{1, 2, 6, 6}, {2, 2, 3, 3}, {2}}});
+  c.push_back({"conv2d", "groups 2",
+               [](auto& in) { return conv2d(in[0], in[1], in[2], {.padding = {1, 1, 1, 1}, .groups = 2}); },
+               {{2, 4, 4, 4}, {6, 2, 3, 3}, {6}}});
+  c.push_back({"conv2d", "depthwise (groups = channels), 1x1 kernel elsewhere",
+               [](auto& in) {
+                 const Tensor d = conv2d(in[0], in[1], Tensor(), {.padding = {1, 1, 1, 1}, .groups = 3});
+                 return conv2d(d, in[2], Tensor());
+               },
+               {{2, 3, 4, 4}, {3, 1, 3, 3}, {2, 3, 1, 1}}});
+  c.push_back({"conv2d", "non-contiguous input (NHWC view)",
+               [](auto& in) { return conv2d(permute(in[0], {0, 3, 1, 2}), in[1], in[2]); },
+               {{2, 4, 4, 3}, {2, 3, 2, 2}, {2}}});
+  c.push_back({"max_pool2d", "2x2 stride 2", [](auto& in) { return max_pool2d(in[0]); }, {{2, 3, 4, 6}}, {}, false,
+               true});
+  c.push_back({"max_pool2d", "3x3 stride 2 padding 1 ceil mode, odd size",
+               [](auto& in) {
+                 return max_pool2d(in[0], {.kernel = {3, 3}, .stride = {2, 2}, .padding = {1, 1, 1, 1}, .ceil_mode = true});
+               },
+               {{1, 2, 6, 5}}, {}, false, true});
+  c.push_back({"max_pool2d", "2x2 stride 1 (overlapping windows)",
+               [](auto& in) { return max_pool2d(in[0], {.kernel = {2, 2}, .stride = {1, 1}}); }, {{1, 2, 3, 4}}, {},
+               false, true});
+  c.push_back({"avg_pool2d", "2x2 stride 2", [](auto& in) { return avg_pool2d(in[0]); }, {{2, 3, 4, 4}}});
+  c.push_back({"avg_pool2d", "3x3 stride 2 padding 1, pad excluded, ceil mode",
+               [](auto& in) {
+                 return avg_pool2d(in[0], {.kernel = {3, 3}, .stride = {2, 2}, .padding = {1, 1, 1, 1},
+                                           .ceil_mode = true, .count_include_pad = false});
+               },
+               {{1, 2, 6, 5}}});
+  c.push_back({"avg_pool2d", "3x3 stride 2 padding 1, pad included",
+               [](auto& in) {
+                 return avg_pool2d(in[0], {.kernel = {3, 3}, .stride = {2, 2}, .padding = {1, 1, 1, 1}});
+               },
+               {{1, 2, 5, 5}}});
+  c.push_back({"adaptive_avg_pool2d", "global", [](auto& in) { return adaptive_avg_pool2d(in[0], {1, 1}); },
+               {{2, 3, 4, 5}}});
+  c.push_back({"adaptive_avg_pool2d", "overlapping bins 5x7 -> 3x2",
+               [](auto& in) { return adaptive_avg_pool2d(in[0], {3, 2}); }, {{2, 2, 5, 7}}});
+  c.push_back({"dropout2d", "p 0.5, same mask each call",
+               [](auto& in) {
+                 Generator g(11);
+                 return dropout2d(in[0], 0.5f, g);
+               },
+               {{3, 4, 2, 2}}});
   for (auto& x : c)
     if (x.op == "pow" || x.op == "logsumexp" || x.op == "gelu" || x.op == "div" || x.op == "layer_norm" ||
-        x.op == "batch_norm")
+        x.op == "batch_norm" || x.op == "conv2d")
       x.opt = loose;
   return c;
 }

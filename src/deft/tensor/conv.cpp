@@ -1,0 +1,258 @@
+// oneDNN convolution primitives, cached per thread and configuration.
+#include "deft/tensor/conv.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <dnnl.hpp>
+#include <map>
+#include <optional>
+#include <vector>
+
+#include "deft/tensor/error.h"
+#include "deft/tensor/kernels.h"
+#include "deft/tensor/parallel.h"
+
+namespace deft::kernel {
+namespace {
+
+using dnnl::memory;
+using Tag = memory::format_tag;
+constexpr auto kF32 = memory::data_type::f32;
+
+enum class Pass : int64_t { ForwardTraining, ForwardInference, BackwardData, BackwardWeights };
+
+// One argument of a primitive: the caller's NCHW buffer (`user`, its pointer swapped
+// in per call) and, when oneDNN wants another layout, its own buffer and the reorder.
+struct Arg {
+  int id = 0;  // DNNL_ARG_*
+  bool output = false;
+  memory user, inner;
+  std::optional<dnnl::reorder> reorder;
+};
+
+struct Entry {
+  dnnl::primitive prim;
+  std::vector<Arg> args;
+  std::string impl;
+};
+
+struct Cache {
+  dnnl::engine engine{dnnl::engine::kind::cpu, 0};
+  dnnl::stream stream{engine};
+  std::map<std::vector<int64_t>, Entry> entries;
+};
+
+Cache& cache() {
+  thread_local Cache c;
+  return c;
+}
+
+// DEFT_CONV_LAYOUT=plain makes oneDNN work on NCHW directly (a measurement knob:
+// bench/README.md compares it with the default, oneDNN's choice plus reorders).
+bool plain_layout() {
+  static const bool plain = [] {
+    const char* v = std::getenv("DEFT_CONV_LAYOUT");
+    return v && std::strcmp(v, "plain") == 0;
+  }();
+  return plain;
+}
+
+struct Geometry {
+  memory::dims src, wei, bias, dst, strides, dilates, pad_l, pad_r;
+  Tag wei_tag;
+};
+
+Geometry geometry(const Shape& x, const Shape& w, const Conv2dParams& p) {
+  const int64_t N = x[0], C = x[1], H = x[2], W = x[3], O = w[0], kh = w[2], kw = w[3], g = p.groups;
+  const int64_t Ho = (H + p.padding[0] + p.padding[1] - p.dilation[0] * (kh - 1) - 1) / p.stride[0] + 1;
+  const int64_t Wo = (W + p.padding[2] + p.padding[3] - p.dilation[1] * (kw - 1) - 1) / p.stride[1] + 1;
+  Geometry geo;
+  geo.src = {N, C, H, W};
+  geo.dst = {N, O, Ho, Wo};
+  geo.bias = {O};
+  if (g > 1) {
+    geo.wei = {g, O / g, C / g, kh, kw};
+    geo.wei_tag = Tag::goihw;
+  } else {
+    geo.wei = {O, C, kh, kw};
+    geo.wei_tag = Tag::oihw;
+  }
+  geo.strides = {p.stride[0], p.stride[1]};
+  geo.dilates = {p.dilation[0] - 1, p.dilation[1] - 1};  // oneDNN counts the gaps
+  geo.pad_l = {p.padding[0], p.padding[2]};
+  geo.pad_r = {p.padding[1], p.padding[3]};
+  return geo;
+}
+
+memory::desc plain(const memory::dims& d, Tag t) { return memory::desc(d, kF32, t); }
+memory::desc chosen_or_any(const memory::dims& d, Tag t) {
+  return memory::desc(d, kF32, plain_layout() ? t : Tag::any);
+}
+
+Arg make_arg(int id, bool output, const memory::desc& user_md, const memory::desc& prim_md, const dnnl::engine& e) {
+  Arg a;
+  a.id = id;
+  a.output = output;
+  a.user = memory(user_md, e, DNNL_MEMORY_NONE);
+  if (prim_md == user_md) {
+    a.inner = a.user;
+  } else {
+    a.inner = memory(prim_md, e);
+    a.reorder = output ? dnnl::reorder(a.inner, a.user) : dnnl::reorder(a.user, a.inner);
+  }
+  return a;
+}
+
+dnnl::convolution_forward::primitive_desc forward_pd(const Geometry& g, bool bias, dnnl::prop_kind prop,
+                                                     const dnnl::engine& e) {
+  const auto src = chosen_or_any(g.src, Tag::nchw), wei = chosen_or_any(g.wei, g.wei_tag),
+             dst = chosen_or_any(g.dst, Tag::nchw);
+  if (bias) {
+    return {dnnl::convolution_forward::desc(prop, dnnl::algorithm::convolution_direct, src, wei,
+                                            plain(g.bias, Tag::x), dst, g.strides, g.dilates, g.pad_l, g.pad_r),
+            e};
+  }
+  return {dnnl::convolution_forward::desc(prop, dnnl::algorithm::convolution_direct, src, wei, dst, g.strides,
+                                          g.dilates, g.pad_l, g.pad_r),
+          e};
+}
+
+std::vector<int64_t> key_of(Pass pass, const Shape& x, const Shape& w, bool bias, const Conv2dParams& p) {
+  std::vector<int64_t> k{static_cast<int64_t>(pass), bias, omp_get_max_threads(), p.groups};
+  k.insert(k.end(), x.begin(), x.end());
+  k.insert(k.end(), w.begin(), w.end());
+  k.insert(k.end(), p.stride.begin(), p.stride.end());
+  k.insert(k.end(), p.padding.begin(), p.padding.end());
+  k.insert(k.end(), p.dilation.begin(), p.dilation.end());
+  return k;
+}
+
+Entry make_entry(Pass pass, const Shape& x, const Shape& w, bool bias, const Conv2dParams& p) {
+  Cache& c = cache();
+  const dnnl::engine& e = c.engine;
+  const Geometry g = geometry(x, w, p);
+  Entry en;
+  if (pass == Pass::ForwardTraining || pass == Pass::ForwardInference) {
+    const auto pd = forward_pd(g, bias,
+                               pass == Pass::ForwardTraining ? dnnl::prop_kind::forward_training
+                                                             : dnnl::prop_kind::forward_inference,
+                               e);
+    en.prim = dnnl::convolution_forward(pd);
+    en.impl = pd.impl_info_str();
+    en.args.push_back(make_arg(DNNL_ARG_SRC, false, plain(g.src, Tag::nchw), pd.src_desc(), e));
+    en.args.push_back(make_arg(DNNL_ARG_WEIGHTS, false, plain(g.wei, g.wei_tag), pd.weights_desc(), e));
+    if (bias) en.args.push_back(make_arg(DNNL_ARG_BIAS, false, plain(g.bias, Tag::x), pd.bias_desc(), e));
+    en.args.push_back(make_arg(DNNL_ARG_DST, true, plain(g.dst, Tag::nchw), pd.dst_desc(), e));
+  } else if (pass == Pass::BackwardData) {
+    const auto hint = forward_pd(g, false, dnnl::prop_kind::forward_training, e);
+    const dnnl::convolution_backward_data::desc d(
+        dnnl::algorithm::convolution_direct, chosen_or_any(g.src, Tag::nchw), chosen_or_any(g.wei, g.wei_tag),
+        chosen_or_any(g.dst, Tag::nchw), g.strides, g.dilates, g.pad_l, g.pad_r);
+    const dnnl::convolution_backward_data::primitive_desc pd(d, e, hint);
+    en.prim = dnnl::convolution_backward_data(pd);
+    en.impl = pd.impl_info_str();
+    en.args.push_back(make_arg(DNNL_ARG_DIFF_DST, false, plain(g.dst, Tag::nchw), pd.diff_dst_desc(), e));
+    en.args.push_back(make_arg(DNNL_ARG_WEIGHTS, false, plain(g.wei, g.wei_tag), pd.weights_desc(), e));
+    en.args.push_back(make_arg(DNNL_ARG_DIFF_SRC, true, plain(g.src, Tag::nchw), pd.diff_src_desc(), e));
+  } else {
+    const auto hint = forward_pd(g, bias, dnnl::prop_kind::forward_training, e);
+    const auto src = chosen_or_any(g.src, Tag::nchw), wei = chosen_or_any(g.wei, g.wei_tag),
+               dst = chosen_or_any(g.dst, Tag::nchw);
+    const auto d = bias ? dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, src, wei,
+                                                                    plain(g.bias, Tag::x), dst, g.strides,
+                                                                    g.dilates, g.pad_l, g.pad_r)
+                        : dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, src, wei,
+                                                                    dst, g.strides, g.dilates, g.pad_l, g.pad_r);
+    const dnnl::convolution_backward_weights::primitive_desc pd(d, e, hint);
+    en.prim = dnnl::convolution_backward_weights(pd);
+    en.impl = pd.impl_info_str();
+    en.args.push_back(make_arg(DNNL_ARG_SRC, false, plain(g.src, Tag::nchw), pd.src_desc(), e));
+    en.args.push_back(make_arg(DNNL_ARG_DIFF_DST, false, plain(g.dst, Tag::nchw), pd.diff_dst_desc(), e));
+    en.args.push_back(
+        make_arg(DNNL_ARG_DIFF_WEIGHTS, true, plain(g.wei, g.wei_tag), pd.diff_weights_desc(), e));
+    if (bias)
+      en.args.push_back(make_arg(DNNL_ARG_DIFF_BIAS, true, plain(g.bias, Tag::x), pd.diff_bias_desc(), e));
+  }
+  return en;
+}
+
+Entry& entry(Pass pass, const Shape& x, const Shape& w, bool bias, const Conv2dParams& p) {
+  detail::sync_thread_count();
+  Cache& c = cache();
+  auto key = key_of(pass, x, w, bias, p);
+  auto it = c.entries.find(key);
+  if (it == c.entries.end()) {
+    try {
+      it = c.entries.emplace(std::move(key), make_entry(pass, x, w, bias, p)).first;
+    } catch (const dnnl::error& err) {
+      DEFT_INTERNAL_CHECK(false, "conv2d: oneDNN could not create a primitive for input {} and weight {}: {}",
+                          shape_str(x), shape_str(w), err.what());
+    }
+  }
+  return it->second;
+}
+
+// Runs the entry with one pointer per argument, in the order of en.args.
+void execute(Entry& en, const std::vector<void*>& ptrs) {
+  Cache& c = cache();
+  std::unordered_map<int, memory> args;
+  for (size_t i = 0; i < en.args.size(); ++i) {
+    Arg& a = en.args[i];
+    a.user.set_data_handle(ptrs[i]);
+    if (a.reorder && !a.output) a.reorder->execute(c.stream, a.user, a.inner);
+    args.emplace(a.id, a.inner);
+  }
+  en.prim.execute(c.stream, args);
+  for (Arg& a : en.args)
+    if (a.reorder && a.output) a.reorder->execute(c.stream, a.inner, a.user);
+  c.stream.wait();
+}
+
+Shape output_shape(const Shape& x, const Shape& w, const Conv2dParams& p) {
+  const Geometry g = geometry(x, w, p);
+  return Shape(g.dst.begin(), g.dst.end());
+}
+
+void* ptr(const Tensor& t) { return const_cast<float*>(t.data<float>()); }
+
+}  // namespace
+
+Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dParams& p, bool training) {
+  Entry& en = entry(training ? Pass::ForwardTraining : Pass::ForwardInference, x.shape(), w.shape(), b.defined(), p);
+  Tensor y = Tensor::empty(output_shape(x.shape(), w.shape(), p));
+  if (y.numel() == 0) return y;
+  std::vector<void*> ptrs{ptr(x), ptr(w)};
+  if (b.defined()) ptrs.push_back(ptr(b));
+  ptrs.push_back(ptr(y));
+  execute(en, ptrs);
+  return y;
+}
+
+Tensor conv2d_backward_data(const Tensor& g, const Tensor& w, const Shape& x_shape, const Conv2dParams& p) {
+  Entry& en = entry(Pass::BackwardData, x_shape, w.shape(), false, p);
+  Tensor gx = Tensor::empty(x_shape);
+  if (gx.numel() == 0) return gx;
+  execute(en, {ptr(g), ptr(w), ptr(gx)});
+  return gx;
+}
+
+void conv2d_backward_weights(const Tensor& x, const Tensor& g, const Shape& w_shape, const Conv2dParams& p,
+                             Tensor* gw, Tensor* gb) {
+  Entry& en = entry(Pass::BackwardWeights, x.shape(), w_shape, gb != nullptr, p);
+  *gw = Tensor::empty(w_shape);
+  if (gb) *gb = Tensor::empty({w_shape[0]});
+  if (x.numel() == 0 || g.numel() == 0) {
+    gw->fill(0.0);
+    if (gb) gb->fill(0.0);
+    return;
+  }
+  std::vector<void*> ptrs{ptr(x), ptr(g), ptr(*gw)};
+  if (gb) ptrs.push_back(ptr(*gb));
+  execute(en, ptrs);
+}
+
+std::string conv2d_implementation(const Shape& x_shape, const Shape& w_shape, bool bias, const Conv2dParams& p) {
+  return entry(Pass::ForwardTraining, x_shape, w_shape, bias, p).impl;
+}
+
+}  // namespace deft::kernel
