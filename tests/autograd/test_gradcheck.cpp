@@ -256,6 +256,8 @@ std::vector<Case> cases() {
                {{2, 4, 4, 3}, {2, 3, 2, 2}, {2}}});
   c.push_back({"max_pool2d", "2x2 stride 2", [](auto& in) { return max_pool2d(in[0]); }, {{2, 3, 4, 6}}, {}, false,
                true});
+  c.push_back({"max_pool2d", "2x2 stride 2, odd size (last row and column unused)",
+               [](auto& in) { return max_pool2d(in[0]); }, {{1, 2, 5, 7}}, {}, false, true});
   c.push_back({"max_pool2d", "3x3 stride 2 padding 1 ceil mode, odd size",
                [](auto& in) {
                  return max_pool2d(in[0], {.kernel = {3, 3}, .stride = {2, 2}, .padding = {1, 1, 1, 1}, .ceil_mode = true});

@@ -131,26 +131,29 @@ Tensor max_pool2d(const Tensor& x_in, const Pool2dParams& p) {
   const PoolGeometry g = pool_geometry(x, p, "max_pool2d");
   const bool grad = needs_grad({x_in});
   Tensor y = Tensor::empty({g.N, g.C, g.Ho, g.Wo});
+  const int64_t HW = g.H * g.W, out_plane = g.Ho * g.Wo;
+  DEFT_CHECK_SHAPE(HW < (int64_t{1} << 31), "max_pool2d: input plane {}x{} is too large", g.H, g.W);
   // Argmax per output (index within its input plane), kept for backward.
-  Tensor arg = grad ? Tensor::empty({g.N, g.C, g.Ho, g.Wo}, DType::Int64) : Tensor();
+  auto arg = grad ? std::make_shared<std::vector<int32_t>>(static_cast<size_t>(g.N * g.C * out_plane)) : nullptr;
   const float* px = x.data<float>();
   float* py = y.data<float>();
-  int64_t* pa = grad ? arg.data<int64_t>() : nullptr;
-  const int64_t HW = g.H * g.W, out_plane = g.Ho * g.Wo;
-  const bool simple2x2 = p.kernel == std::array<int64_t, 2>{2, 2} && p.stride == std::array<int64_t, 2>{2, 2} &&
-                         p.padding == std::array<int64_t, 4>{0, 0, 0, 0} && g.H >= 2 * g.Ho && g.W >= 2 * g.Wo;
+  int32_t* pa = arg ? arg->data() : nullptr;
+  // Non-overlapping 2x2 windows (the usual case) take a loop without bounds checks,
+  // and backward writes every input element once instead of zeroing and scattering.
+  const bool tiled2x2 = p.kernel == std::array<int64_t, 2>{2, 2} && p.stride == std::array<int64_t, 2>{2, 2} &&
+                        p.padding == std::array<int64_t, 4>{0, 0, 0, 0} && g.H >= 2 * g.Ho && g.W >= 2 * g.Wo;
   parallel_for(0, g.N * g.C, planes_per_task(HW), [&](int64_t c0, int64_t c1) {
     for (int64_t c = c0; c < c1; ++c) {
       const float* xp = px + c * HW;
       float* yp = py + c * out_plane;
-      int64_t* ap = pa ? pa + c * out_plane : nullptr;
-      if (simple2x2) {
+      int32_t* ap = pa ? pa + c * out_plane : nullptr;
+      if (tiled2x2) {
         for (int64_t oh = 0; oh < g.Ho; ++oh) {
           const float* r0 = xp + 2 * oh * g.W;
           const float* r1 = r0 + g.W;
           for (int64_t ow = 0; ow < g.Wo; ++ow) {
-            const int64_t w0 = 2 * ow;
             // PyTorch's rule: the first maximum in window order wins ties; NaN propagates.
+            const int64_t w0 = 2 * ow;
             float best = r0[w0];
             int64_t bi = 2 * oh * g.W + w0;
             const float cand[3] = {r0[w0 + 1], r1[w0], r1[w0 + 1]};
@@ -161,7 +164,7 @@ Tensor max_pool2d(const Tensor& x_in, const Pool2dParams& p) {
                 bi = ci[t];
               }
             yp[oh * g.Wo + ow] = best;
-            if (ap) ap[oh * g.Wo + ow] = bi;
+            if (ap) ap[oh * g.Wo + ow] = static_cast<int32_t>(bi);
           }
         }
         continue;
@@ -183,22 +186,37 @@ Tensor max_pool2d(const Tensor& x_in, const Pool2dParams& p) {
               }
             }
           yp[oh * g.Wo + ow] = best;
-          if (ap) ap[oh * g.Wo + ow] = bi;
+          if (ap) ap[oh * g.Wo + ow] = static_cast<int32_t>(bi);
         }
       }
     }
   });
   if (!grad) return y;
-  return record(kMaxPool2d, {x_in}, y, [arg, xs = x.shape(), g](const Tensor& go, NeedsGrad) {
+  return record(kMaxPool2d, {x_in}, y, [arg, xs = x.shape(), g, tiled2x2](const Tensor& go, NeedsGrad) {
     const Tensor gc = k::contiguous(go);
-    Tensor gx = Tensor::zeros(xs);
+    Tensor gx = tiled2x2 ? Tensor::empty(xs) : Tensor::zeros(xs);
     const float* pg = gc.data<float>();
-    const int64_t* parg = arg.data<int64_t>();
+    const int32_t* parg = arg->data();
     float* pgx = gx.data<float>();
     const int64_t in_sz = g.H * g.W, out_sz = g.Ho * g.Wo;
     parallel_for(0, g.N * g.C, planes_per_task(in_sz), [&](int64_t c0, int64_t c1) {
-      for (int64_t c = c0; c < c1; ++c)
-        for (int64_t i = 0; i < out_sz; ++i) pgx[c * in_sz + parg[c * out_sz + i]] += pg[c * out_sz + i];
+      for (int64_t c = c0; c < c1; ++c) {
+        float* xp = pgx + c * in_sz;
+        const float* gp = pg + c * out_sz;
+        const int32_t* ap = parg + c * out_sz;
+        if (!tiled2x2) {
+          for (int64_t i = 0; i < out_sz; ++i) xp[ap[i]] += gp[i];
+          continue;
+        }
+        for (int64_t h = 2 * g.Ho; h < g.H; ++h) std::fill(xp + h * g.W, xp + (h + 1) * g.W, 0.0f);
+        for (int64_t oh = 0; oh < g.Ho; ++oh) {
+          float* r0 = xp + 2 * oh * g.W;
+          float* r1 = r0 + g.W;
+          for (int64_t w = 2 * g.Wo; w < g.W; ++w) r0[w] = r1[w] = 0.0f;
+          for (int64_t ow = 0; ow < g.Wo; ++ow) r0[2 * ow] = r0[2 * ow + 1] = r1[2 * ow] = r1[2 * ow + 1] = 0.0f;
+          for (int64_t ow = 0; ow < g.Wo; ++ow) xp[ap[oh * g.Wo + ow]] = gp[oh * g.Wo + ow];
+        }
+      }
     });
     return Grads{gx};
   });
