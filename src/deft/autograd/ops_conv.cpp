@@ -4,6 +4,8 @@
 // thread count.
 #include "deft/autograd/ops_conv.h"
 
+#include <immintrin.h>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -148,23 +150,66 @@ Tensor max_pool2d(const Tensor& x_in, const Pool2dParams& p) {
       float* yp = py + c * out_plane;
       int32_t* ap = pa ? pa + c * out_plane : nullptr;
       if (tiled2x2) {
+        const int32_t W32 = static_cast<int32_t>(g.W);
         for (int64_t oh = 0; oh < g.Ho; ++oh) {
-          const float* r0 = xp + 2 * oh * g.W;
-          const float* r1 = r0 + g.W;
-          for (int64_t ow = 0; ow < g.Wo; ++ow) {
-            // PyTorch's rule: the first maximum in window order wins ties; NaN propagates.
-            const int64_t w0 = 2 * ow;
-            float best = r0[w0];
-            int64_t bi = 2 * oh * g.W + w0;
-            const float cand[3] = {r0[w0 + 1], r1[w0], r1[w0 + 1]};
-            const int64_t ci[3] = {bi + 1, bi + g.W, bi + g.W + 1};
-            for (int t = 0; t < 3; ++t)
-              if (cand[t] > best || std::isnan(cand[t])) {
-                best = cand[t];
-                bi = ci[t];
-              }
-            yp[oh * g.Wo + ow] = best;
-            if (ap) ap[oh * g.Wo + ow] = static_cast<int32_t>(bi);
+          const float* __restrict r0 = xp + 2 * oh * g.W;
+          const float* __restrict r1 = r0 + g.W;
+          float* __restrict yr = yp + oh * g.Wo;
+          const int32_t row = static_cast<int32_t>(2 * oh * g.W);
+          // PyTorch's rule: the first maximum in window order wins ties; NaN propagates.
+          // Branch-free selects, so the loop vectorises.
+          auto window = [&](int64_t ow, float& m, int32_t& k) {
+            const float v0 = r0[2 * ow], v1 = r0[2 * ow + 1], v2 = r1[2 * ow], v3 = r1[2 * ow + 1];
+            m = v0;
+            k = 0;
+            bool t = (v1 > m) | (v1 != v1);
+            m = t ? v1 : m;
+            k = t ? 1 : k;
+            t = (v2 > m) | (v2 != v2);
+            m = t ? v2 : m;
+            k = t ? W32 : k;
+            t = (v3 > m) | (v3 != v3);
+            m = t ? v3 : m;
+            k = t ? W32 + 1 : k;
+          };
+          int64_t ow = 0;
+#ifdef __AVX512F__
+          // 16 windows at a time: even/odd columns of both rows, compared in window order.
+          const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+          const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+          const __m512i lane2 = _mm512_slli_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), 1);
+          for (; ow < g.Wo; ow += 16) {
+            // The last group (or a plane narrower than 16 windows) uses masked loads and stores.
+            const int64_t n = std::min<int64_t>(16, g.Wo - ow);
+            const __mmask16 lo = static_cast<__mmask16>(n >= 8 ? 0xFFFF : (1u << (2 * n)) - 1);
+            const __mmask16 hi = static_cast<__mmask16>(n == 16 ? 0xFFFF : n > 8 ? (1u << (2 * n - 16)) - 1 : 0);
+            const __mmask16 out = static_cast<__mmask16>(n == 16 ? 0xFFFF : (1u << n) - 1);
+            const __m512 a0 = _mm512_maskz_loadu_ps(lo, r0 + 2 * ow), a1 = _mm512_maskz_loadu_ps(hi, r0 + 2 * ow + 16);
+            const __m512 b0 = _mm512_maskz_loadu_ps(lo, r1 + 2 * ow), b1 = _mm512_maskz_loadu_ps(hi, r1 + 2 * ow + 16);
+            const __m512 v[4] = {_mm512_permutex2var_ps(a0, even, a1), _mm512_permutex2var_ps(a0, odd, a1),
+                                 _mm512_permutex2var_ps(b0, even, b1), _mm512_permutex2var_ps(b0, odd, b1)};
+            const int32_t offs[4] = {0, 1, W32, W32 + 1};
+            __m512 m = v[0];
+            __m512i k = _mm512_setzero_si512();
+            for (int t = 1; t < 4; ++t) {
+              const __mmask16 take = _mm512_cmp_ps_mask(v[t], m, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v[t], v[t], _CMP_UNORD_Q);
+              m = _mm512_mask_blend_ps(take, m, v[t]);
+              k = _mm512_mask_blend_epi32(take, k, _mm512_set1_epi32(offs[t]));
+            }
+            _mm512_mask_storeu_ps(yr + ow, out, m);
+            if (ap) {
+              const __m512i idx = _mm512_add_epi32(_mm512_add_epi32(k, lane2),
+                                                   _mm512_set1_epi32(row + static_cast<int32_t>(2 * ow)));
+              _mm512_mask_storeu_epi32(ap + oh * g.Wo + ow, out, idx);
+            }
+          }
+#endif
+          for (; ow < g.Wo; ++ow) {
+            float m;
+            int32_t k;
+            window(ow, m, k);
+            yr[ow] = m;
+            if (ap) ap[oh * g.Wo + ow] = row + static_cast<int32_t>(2 * ow) + k;
           }
         }
         continue;
