@@ -85,9 +85,17 @@ Geometry geometry(const Shape& x, const Shape& w, const Conv2dParams& p) {
 }
 
 memory::desc plain(const memory::dims& d, Tag t) { return memory::desc(d, kF32, t); }
-memory::desc chosen_or_any(const memory::dims& d, Tag t) {
-  return memory::desc(d, kF32, plain_layout() ? t : Tag::any);
+memory::desc chosen_or_any(const memory::dims& d, Tag t, bool force_plain = false) {
+  return memory::desc(d, kF32, force_plain || plain_layout() ? t : Tag::any);
 }
+
+// A forward pass on an input with few channels (an image network's first layer) runs
+// on NCHW directly: oneDNN then picks its GEMM-based convolution, and the wide output
+// needs no reorder. Measured with bench/bench_conv (1 thread, [128,1,28,28] * [32,1,3,3]):
+// 1.4 ms on NCHW against 3.4 ms blocked plus reorders. Wider inputs are faster blocked
+// ([128,32,14,14] * [64,32,3,3]: 125 against 97 GFLOP/s forward, 151 against 82 with
+// backward), and so are all backward passes.
+bool plain_forward(const memory::dims& src) { return src[1] <= 4; }
 
 Arg make_arg(int id, bool output, const memory::desc& user_md, const memory::desc& prim_md, const dnnl::engine& e) {
   Arg a;
@@ -104,9 +112,9 @@ Arg make_arg(int id, bool output, const memory::desc& user_md, const memory::des
 }
 
 dnnl::convolution_forward::primitive_desc forward_pd(const Geometry& g, bool bias, dnnl::prop_kind prop,
-                                                     const dnnl::engine& e) {
-  const auto src = chosen_or_any(g.src, Tag::nchw), wei = chosen_or_any(g.wei, g.wei_tag),
-             dst = chosen_or_any(g.dst, Tag::nchw);
+                                                     const dnnl::engine& e, bool force_plain = false) {
+  const auto src = chosen_or_any(g.src, Tag::nchw, force_plain), wei = chosen_or_any(g.wei, g.wei_tag, force_plain),
+             dst = chosen_or_any(g.dst, Tag::nchw, force_plain);
   if (bias) {
     return {dnnl::convolution_forward::desc(prop, dnnl::algorithm::convolution_direct, src, wei,
                                             plain(g.bias, Tag::x), dst, g.strides, g.dilates, g.pad_l, g.pad_r),
@@ -136,7 +144,7 @@ Entry make_entry(Pass pass, const Shape& x, const Shape& w, bool bias, const Con
     const auto pd = forward_pd(g, bias,
                                pass == Pass::ForwardTraining ? dnnl::prop_kind::forward_training
                                                              : dnnl::prop_kind::forward_inference,
-                               e);
+                               e, plain_forward(g.src));
     en.prim = dnnl::convolution_forward(pd);
     en.impl = pd.impl_info_str();
     en.args.push_back(make_arg(DNNL_ARG_SRC, false, plain(g.src, Tag::nchw), pd.src_desc(), e));
