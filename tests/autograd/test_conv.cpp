@@ -76,6 +76,19 @@ TEST(Conv2d, MatchesDirectReferenceForEveryOption) {
   }
 }
 
+TEST(Conv2d, FusedReluEqualsReluOfConv) {
+  Generator gen(6);
+  for (int64_t C : {1, 16}) {  // plain-layout and blocked forward
+    const Tensor x = Tensor::randn({4, C, 9, 9}, gen), w = Tensor::randn({8, C, 3, 3}, gen);
+    const Tensor b = Tensor::randn({8}, gen);
+    const Conv2dParams p{.padding = {1, 1, 1, 1}};
+    const Tensor fused = conv2d_relu(x, w, b, p), separate = relu(conv2d(x, w, b, p));
+    const auto f = std::vector<float>(fused.data<float>(), fused.data<float>() + fused.numel());
+    EXPECT_TRUE(tt::all_close(f, std::vector<double>(separate.data<float>(), separate.data<float>() + separate.numel()),
+                              1e-5, 1e-5));
+  }
+}
+
 TEST(Conv2d, SamePaddingKeepsTheSizeOverStride) {
   // TensorFlow's rule: output ceil(in / stride), the odd pixel of padding after.
   EXPECT_EQ(same_padding(28, 3, 1), (std::array<int64_t, 2>{1, 1}));

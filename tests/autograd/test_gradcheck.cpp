@@ -254,6 +254,12 @@ std::vector<Case> cases() {
   c.push_back({"conv2d", "non-contiguous input (NHWC view)",
                [](auto& in) { return conv2d(permute(in[0], {0, 3, 1, 2}), in[1], in[2]); },
                {{2, 4, 4, 3}, {2, 3, 2, 2}, {2}}});
+  c.push_back({"conv2d_relu", "bias, padding 1",
+               [](auto& in) { return conv2d_relu(in[0], in[1], in[2], {.padding = {1, 1, 1, 1}}); },
+               {{2, 2, 4, 4}, {3, 2, 3, 3}, {3}}});
+  c.push_back({"conv2d_relu", "3 input channels (plain-layout forward), stride 2",
+               [](auto& in) { return conv2d_relu(in[0], in[1], Tensor(), {.stride = {2, 2}}); },
+               {{2, 3, 5, 5}, {4, 3, 3, 3}}});
   c.push_back({"max_pool2d", "2x2 stride 2", [](auto& in) { return max_pool2d(in[0]); }, {{2, 3, 4, 6}}, {}, false,
                true});
   c.push_back({"max_pool2d", "2x2 stride 2, odd size (last row and column unused)",
@@ -290,7 +296,7 @@ std::vector<Case> cases() {
                {{3, 4, 2, 2}}});
   for (auto& x : c)
     if (x.op == "pow" || x.op == "logsumexp" || x.op == "gelu" || x.op == "div" || x.op == "layer_norm" ||
-        x.op == "batch_norm" || x.op == "conv2d")
+        x.op == "batch_norm" || x.op == "conv2d" || x.op == "conv2d_relu")
       x.opt = loose;
   return c;
 }

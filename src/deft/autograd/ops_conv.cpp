@@ -50,8 +50,11 @@ std::array<int64_t, 2> same_padding(int64_t in, int64_t kernel, int64_t stride, 
 // ---- conv2d ----------------------------------------------------------------------------------
 
 static const OpDef& kConv2d = define_op("conv2d");
+static const OpDef& kConv2dRelu = define_op("conv2d_relu");
 
-Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in, const Conv2dParams& p) {
+namespace {
+
+Tensor conv2d_impl(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in, const Conv2dParams& p, bool relu) {
   const Tensor x = nchw_input(x_in, "conv2d");
   DEFT_CHECK(w_in.defined() && w_in.dtype() == DType::Float32, "conv2d: weight must be a defined float32 tensor");
   const Tensor w = k::contiguous(w_in);
@@ -76,11 +79,22 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in, const 
     b = k::contiguous(b_in);
   }
   const bool grad = needs_grad({x_in, w_in, b_in});
-  Tensor y = k::conv2d_forward(x, w, b, p, grad);
+  Tensor y = k::conv2d_forward(x, w, b, p, grad, relu);
   if (!grad) return y;
-  return record(kConv2d, {x_in, w_in, b_in}, y,
-                [xd = x.detach(), wd = w.detach(), p, has_bias = b.defined()](const Tensor& g_in, NeedsGrad need) {
-                  const Tensor g = k::contiguous(g_in);
+  return record(relu ? kConv2dRelu : kConv2d, {x_in, w_in, b_in}, y,
+                [xd = x.detach(), wd = w.detach(), yd = relu ? y.detach() : Tensor(), p,
+                 has_bias = b.defined()](const Tensor& g_in, NeedsGrad need) {
+                  Tensor g = k::contiguous(g_in);
+                  if (yd.defined()) {  // the ReLU's gradient: pass where the output is positive
+                    Tensor masked = Tensor::empty(g.shape());
+                    const float* pg = g.data<float>();
+                    const float* py = yd.data<float>();
+                    float* pm = masked.data<float>();
+                    parallel_for(0, g.numel(), 1 << 16, [&](int64_t i0, int64_t i1) {
+                      for (int64_t i = i0; i < i1; ++i) pm[i] = py[i] > 0.0f ? pg[i] : 0.0f;
+                    });
+                    g = masked;
+                  }
                   Tensor gx, gw, gb;
                   if (need[0]) gx = k::conv2d_backward_data(g, wd, xd.shape(), p);
                   if (need[1] || (has_bias && need[2]))
@@ -88,6 +102,16 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in, const 
                   if (!need[1]) gw = Tensor();
                   return Grads{gx, gw, gb};
                 });
+}
+
+}  // namespace
+
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dParams& p) {
+  return conv2d_impl(x, w, b, p, false);
+}
+
+Tensor conv2d_relu(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dParams& p) {
+  return conv2d_impl(x, w, b, p, true);
 }
 
 // ---- pooling -----------------------------------------------------------------------------------

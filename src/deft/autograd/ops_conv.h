@@ -33,6 +33,9 @@ std::array<int64_t, 2> same_padding(int64_t in, int64_t kernel, int64_t stride, 
 // x [N,C,H,W] float32, w [O, C/groups, kh, kw], b [O] or undefined -> [N,O,Ho,Wo].
 // ShapeError names both shapes and the parameters when they do not fit.
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dParams& p = {});
+// relu(conv2d(x, w, b, p)) in one oneDNN call (the activation is a post-op), with the
+// ReLU's gradient mask taken from the output in backward.
+Tensor conv2d_relu(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dParams& p = {});
 
 struct Pool2dParams {
   std::array<int64_t, 2> kernel{2, 2};

@@ -19,7 +19,8 @@ using dnnl::memory;
 using Tag = memory::format_tag;
 constexpr auto kF32 = memory::data_type::f32;
 
-enum class Pass : int64_t { ForwardTraining, ForwardInference, BackwardData, BackwardWeights };
+enum class Pass : int64_t { ForwardTraining, ForwardInference, BackwardData, BackwardWeights, ForwardTrainingRelu,
+                             ForwardInferenceRelu };
 
 // One argument of a primitive: the caller's NCHW buffer (`user`, its pointer swapped
 // in per call) and, when oneDNN wants another layout, its own buffer and the reorder.
@@ -112,17 +113,24 @@ Arg make_arg(int id, bool output, const memory::desc& user_md, const memory::des
 }
 
 dnnl::convolution_forward::primitive_desc forward_pd(const Geometry& g, bool bias, dnnl::prop_kind prop,
-                                                     const dnnl::engine& e, bool force_plain = false) {
+                                                     const dnnl::engine& e, bool force_plain = false,
+                                                     bool relu = false) {
+  dnnl::primitive_attr attr;
+  if (relu) {
+    dnnl::post_ops ops;
+    ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
+    attr.set_post_ops(ops);
+  }
   const auto src = chosen_or_any(g.src, Tag::nchw, force_plain), wei = chosen_or_any(g.wei, g.wei_tag, force_plain),
              dst = chosen_or_any(g.dst, Tag::nchw, force_plain);
   if (bias) {
     return {dnnl::convolution_forward::desc(prop, dnnl::algorithm::convolution_direct, src, wei,
                                             plain(g.bias, Tag::x), dst, g.strides, g.dilates, g.pad_l, g.pad_r),
-            e};
+            attr, e};
   }
   return {dnnl::convolution_forward::desc(prop, dnnl::algorithm::convolution_direct, src, wei, dst, g.strides,
                                           g.dilates, g.pad_l, g.pad_r),
-          e};
+          attr, e};
 }
 
 std::vector<int64_t> key_of(Pass pass, const Shape& x, const Shape& w, bool bias, const Conv2dParams& p) {
@@ -140,11 +148,11 @@ Entry make_entry(Pass pass, const Shape& x, const Shape& w, bool bias, const Con
   const dnnl::engine& e = c.engine;
   const Geometry g = geometry(x, w, p);
   Entry en;
-  if (pass == Pass::ForwardTraining || pass == Pass::ForwardInference) {
-    const auto pd = forward_pd(g, bias,
-                               pass == Pass::ForwardTraining ? dnnl::prop_kind::forward_training
-                                                             : dnnl::prop_kind::forward_inference,
-                               e, plain_forward(g.src));
+  if (pass != Pass::BackwardData && pass != Pass::BackwardWeights) {
+    const bool train = pass == Pass::ForwardTraining || pass == Pass::ForwardTrainingRelu;
+    const bool relu = pass == Pass::ForwardTrainingRelu || pass == Pass::ForwardInferenceRelu;
+    const auto pd = forward_pd(g, bias, train ? dnnl::prop_kind::forward_training : dnnl::prop_kind::forward_inference,
+                               e, plain_forward(g.src), relu);
     en.prim = dnnl::convolution_forward(pd);
     en.impl = pd.impl_info_str();
     en.args.push_back(make_arg(DNNL_ARG_SRC, false, plain(g.src, Tag::nchw), pd.src_desc(), e));
@@ -225,8 +233,11 @@ void* ptr(const Tensor& t) { return const_cast<float*>(t.data<float>()); }
 
 }  // namespace
 
-Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dParams& p, bool training) {
-  Entry& en = entry(training ? Pass::ForwardTraining : Pass::ForwardInference, x.shape(), w.shape(), b.defined(), p);
+Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dParams& p, bool training,
+                      bool relu) {
+  const Pass pass = relu ? (training ? Pass::ForwardTrainingRelu : Pass::ForwardInferenceRelu)
+                         : (training ? Pass::ForwardTraining : Pass::ForwardInference);
+  Entry& en = entry(pass, x.shape(), w.shape(), b.defined(), p);
   Tensor y = Tensor::empty(output_shape(x.shape(), w.shape(), p));
   if (y.numel() == 0) return y;
   std::vector<void*> ptrs{ptr(x), ptr(w)};

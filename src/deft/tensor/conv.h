@@ -27,7 +27,9 @@ namespace kernel {
 
 // x [N,C,H,W], w [O,C/g,kh,kw], b [O] or undefined -> y [N,O,Ho,Wo]. `training` picks
 // oneDNN's forward_training (same numbers; the backward primitives hint on it).
-Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dParams& p, bool training);
+// `relu` applies max(y, 0) inside the primitive (a oneDNN post-op: no second pass).
+Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dParams& p, bool training,
+                      bool relu = false);
 // dL/dx for output gradient g [N,O,Ho,Wo]; x_shape is the input's shape.
 Tensor conv2d_backward_data(const Tensor& g, const Tensor& w, const Shape& x_shape, const Conv2dParams& p);
 // dL/dw (and dL/db when gb is non-null; gb gets shape [O]).
