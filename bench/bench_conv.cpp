@@ -12,6 +12,7 @@
 
 #include "deft/autograd/ops.h"
 #include "deft/autograd/ops_conv.h"
+#include "deft/autograd/ops_nn.h"
 #include "deft/tensor/conv.h"
 #include "deft/tensor/parallel.h"
 
@@ -61,6 +62,7 @@ void maxpool(benchmark::State& state) {
   for (auto _ : state) {
     Tensor y = max_pool2d(x);
     y.backward(g);
+    x.zero_grad();
     benchmark::DoNotOptimize(y.data<float>());
   }
   state.counters["GB/s"] = benchmark::Counter(
@@ -68,6 +70,26 @@ void maxpool(benchmark::State& state) {
       benchmark::Counter::kIs1024);
 }
 BENCHMARK(maxpool)->ArgNames({"C", "H", "threads"})->Args({32, 28, 1})->Args({32, 28, 2})->Args({64, 14, 2})
+    ->UseRealTime()->Unit(benchmark::kMillisecond);
+
+void batchnorm(benchmark::State& state) {
+  const int64_t C = state.range(0), H = state.range(1);
+  set_num_threads(static_cast<int>(state.range(2)));
+  Generator gen(0);
+  Tensor x = Tensor::randn({128, C, H, H}, gen).set_requires_grad(true);
+  Tensor w = Tensor::ones({C}).set_requires_grad(true), b = Tensor::zeros({C}).set_requires_grad(true);
+  Tensor rm = Tensor::zeros({C}), rv = Tensor::ones({C});
+  const Tensor g = Tensor::randn({128, C, H, H}, gen);
+  for (auto _ : state) {
+    Tensor y = batch_norm(x, w, b, rm, rv, true);
+    y.backward(g);
+    x.zero_grad();
+    benchmark::DoNotOptimize(y.data<float>());
+  }
+  state.counters["GB/s"] = benchmark::Counter(4.0 * 128 * C * H * H * 6 * static_cast<double>(state.iterations()),
+                                              benchmark::Counter::kIsRate, benchmark::Counter::kIs1024);
+}
+BENCHMARK(batchnorm)->ArgNames({"C", "H", "threads"})->Args({32, 28, 1})->Args({32, 28, 2})->Args({64, 14, 2})
     ->UseRealTime()->Unit(benchmark::kMillisecond);
 
 }  // namespace
