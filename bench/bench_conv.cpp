@@ -36,8 +36,9 @@ void conv(benchmark::State& state) {
   Tensor w = Tensor::randn({s.O, s.C, 3, 3}, gen).set_requires_grad(backward);
   Tensor b = Tensor::randn({s.O}, gen).set_requires_grad(backward);
   const Tensor g = Tensor::randn({N, s.O, s.H, s.H}, gen);
+  const bool relu = state.range(4) != 0;
   for (auto _ : state) {
-    Tensor y = conv2d(x, w, b, kPad1);
+    Tensor y = relu ? conv2d_relu(x, w, b, kPad1) : conv2d(x, w, b, kPad1);
     if (backward) y.backward(g);
     benchmark::DoNotOptimize(y.data<float>());
   }
@@ -48,8 +49,8 @@ void conv(benchmark::State& state) {
                          benchmark::Counter::kIs1000);
 }
 BENCHMARK(conv)
-    ->ArgNames({"shape", "batch", "backward", "threads"})
-    ->ArgsProduct({{0, 1}, {128}, {0, 1}, {1, 2}})
+    ->ArgNames({"shape", "batch", "backward", "threads", "relu"})
+    ->ArgsProduct({{0, 1}, {128}, {0, 1}, {1, 2}, {0, 1}})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 
