@@ -57,6 +57,12 @@ import json,sys; d=json.load(open('$TMP/b.json'))
 need=['command','dataset','model','epochs','test','val','train_samples_per_s','wall_s','peak_rss_mib','config']
 missing=[k for k in need if k not in d]; print('missing', missing) if missing else print('ok')"
 check eval-csv 0 'macro avg' -- "$DEFT" eval --model "$TMP/b.deft" --data "$TMP/blobs.csv"
+check eval-repeat 0 'macro avg' -- "$DEFT" eval --model "$TMP/b.deft" --data "$TMP/blobs.csv" --repeat 3 \
+  --metrics-out "$TMP/e.json"
+check eval-repeat-json 0 '^ok$' -- python3 -c "
+import json; d=json.load(open('$TMP/e.json')); s=sorted(d['eval_s'])
+print('ok' if len(s)==3 and d['config']['repeat']==3 and abs(d['eval_samples_per_s']-d['test']['examples']/s[1])<1e-6*d['eval_samples_per_s'] else d)"
+check eval-repeat-zero 2 '^deft: error: .*repeat' -- "$DEFT" eval --model "$TMP/b.deft" --data "$TMP/blobs.csv" --repeat 0
 check predict-csv 0 '^index,class,label,p_ant,p_bee,p_cat' -- "$DEFT" predict --model "$TMP/b.deft" --input "$TMP/blobs.csv" --format csv
 check predict-jsonl 0 '"label":"(ant|bee|cat)"' -- "$DEFT" predict --model "$TMP/b.deft" --input "$TMP/blobs.csv"
 # A new table without the label column, holding only some rows (so fewer categories):
@@ -106,6 +112,31 @@ check train-resume 0 'Epoch 4/4' -- "$DEFT" train --data "$TMP/blobs.csv" --targ
 check train-resume-exact 0 'same' -- python3 -c "
 import json; a=json.load(open('$TMP/full.json')); b=json.load(open('$TMP/resumed.json'))
 print('same' if a['test']==b['test'] else 'differ %s %s' % (a['test']['loss'], b['test']['loss']))"
+
+# ---- the model zoo on a small generated image set: 12x12 bars, horizontal (0) or vertical (1)
+/usr/bin/python3 - "$TMP/bars.npz" <<'PY'
+import sys
+import numpy as np
+rng = np.random.default_rng(0)
+y = np.arange(400) % 2
+x = np.zeros((400, 1, 12, 12), np.uint8)
+for i, p in enumerate(rng.integers(0, 12, 400)):
+    if y[i]: x[i, 0, :, p] = 255
+    else: x[i, 0, p, :] = 255
+np.savez(sys.argv[1], x=x, y=y.astype(np.int64))
+PY
+check train-help-models 0 'resnet_small' -- "$DEFT" train --help
+check train-simple-cnn 0 'test: accuracy (0\.9|1\.0)' -- "$DEFT" train --data "$TMP/bars.npz" --model simple_cnn \
+  --width 0.25 --epochs 3 --batch-size 32 --lr 0.01 --out "$TMP/cnn.deft"
+check eval-simple-cnn 0 'macro avg' -- "$DEFT" eval --model "$TMP/cnn.deft" --data "$TMP/bars.npz"
+check train-resnet-summary 0 '^  3\.0 \(Sequential\) ' -- "$DEFT" train --data "$TMP/bars.npz" --model resnet_small \
+  --width 0.25 --depth 8 --epochs 1 --batch-size 64
+check train-resnet-bad-depth 2 '^deft: error: config: model resnet_small: depth must be one of \[8,14,20\]' -- \
+  "$DEFT" train --data "$TMP/bars.npz" --model resnet_small --depth 9
+check train-unknown-model 2 '^deft: error: config: unknown model "resnet50" \(valid: .*vgg_small' -- \
+  "$DEFT" train --data "$TMP/bars.npz" --model resnet50
+check train-cnn-on-table 2 '^deft: error: config: model lenet5 needs images' -- "$DEFT" train --data "$TMP/blobs.csv" \
+  --target label --model lenet5
 
 # ---- images: a Fashion-MNIST model predicts PNG files and a folder of them as it predicts
 # the same pixels from an NPY file (resized/converted to the model's input on the way)

@@ -87,10 +87,11 @@ Tensor conv2d_impl(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in, c
                   Tensor g = k::contiguous(g_in);
                   if (yd.defined()) {  // the ReLU's gradient: pass where the output is positive
                     Tensor masked = Tensor::empty(g.shape());
-                    const float* pg = g.data<float>();
-                    const float* py = yd.data<float>();
-                    float* pm = masked.data<float>();
-                    parallel_for(0, g.numel(), 1 << 16, [&](int64_t i0, int64_t i1) {
+                    const float* __restrict pg = g.data<float>();
+                    const float* __restrict py = yd.data<float>();
+                    float* __restrict pm = masked.data<float>();
+                    // Pointers by value and a select: the loop vectorises (no reloads, no branch).
+                    parallel_for(0, g.numel(), 1 << 16, [=](int64_t i0, int64_t i1) {
                       for (int64_t i = i0; i < i1; ++i) pm[i] = py[i] > 0.0f ? pg[i] : 0.0f;
                     });
                     g = masked;

@@ -160,12 +160,21 @@ std::string Sequential::summary() const {
   struct Row { std::string layer, shape, params; };
   std::vector<Row> rows;
   int64_t trainable = 0, other = 0;
+  // Containers (a Sequential inside a residual Add, say) list their children below
+  // them, indented and named by path ("3.0.1"); only top-level rows add to the totals.
+  auto add_rows = [&rows](const auto& self, const Module& m, const std::string& path,
+                          size_t depth) -> void {
+    rows.push_back({fmt::format("{}{} ({})", std::string(2 * depth, ' '), path, m.type()),
+                    per_example(m.output_shape()), with_commas(m.num_parameters())});
+    for (const auto& [name, child] : m.children())
+      self(self, *child, fmt::format("{}.{}", path, name), depth + 1);
+  };
   for (size_t i = 0; i < layers_.size(); ++i) {
     const Module& l = *layers_[i];
     const int64_t n = l.num_parameters();
     for (auto& [name, t] : l.named_buffers()) other += t.dtype() == DType::Float32 ? t.numel() : 0;
     trainable += n;
-    rows.push_back({fmt::format("{} ({})", i, l.type()), per_example(l.output_shape()), with_commas(n)});
+    add_rows(add_rows, l, std::to_string(i), 0);
   }
   size_t w0 = 14, w1 = 14;
   for (auto& r : rows) {

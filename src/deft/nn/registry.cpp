@@ -5,6 +5,7 @@
 #include <functional>
 #include <map>
 
+#include "deft/nn/conv.h"
 #include "deft/nn/layers.h"
 #include "deft/tensor/config_reader.h"
 #include "deft/tensor/error.h"
@@ -35,6 +36,44 @@ NormOptions norm_options(ConfigReader& r) {
           .affine = r.boolean("affine", true)};
 }
 
+// The fields a layer of one type reads that the typed readers do not cover (sizes
+// given as an int or [h, w], paddings given as a word or numbers): kept as JSON until
+// finish() has vetted the keys, then converted with errors naming the layer and field.
+struct SizeFields {
+  std::string owner;  // "layer Conv2d"
+  Size2 size(const json* v, const char* key, Size2 fallback) const {
+    return v ? size2_from_json(*v, fmt::format("{}: field '{}'", owner, key)) : fallback;
+  }
+  Size2 required_size(const json* v, const char* key) const {
+    DEFT_CHECK(v != nullptr, "{}: config needs field '{}'", owner, key);
+    return size(v, key, 1);
+  }
+  Padding padding(const json* v) const { return v ? Padding::from_json(*v, owner) : Padding(); }
+};
+
+std::vector<std::shared_ptr<Module>> branch_modules(const json* specs, const char* type) {
+  DEFT_CHECK(specs && specs->is_array(), "layer {}: config needs a 'branches' array of layer specs", type);
+  std::vector<std::shared_ptr<Module>> out;
+  for (const json& b : *specs) out.push_back(make_module(b));
+  return out;
+}
+
+std::shared_ptr<Module> make_pool(ConfigReader& r, const char* type, bool average) {
+  SizeFields f{fmt::format("layer {}", type)};
+  const json* kernel = r.raw("kernel_size");
+  const json* stride = r.raw("stride");
+  const json* padding = r.raw("padding");
+  Pool2dOptions o;
+  o.ceil_mode = r.boolean("ceil_mode", false);
+  if (average) o.count_include_pad = r.boolean("count_include_pad", true);
+  r.finish();
+  const Size2 k = f.required_size(kernel, "kernel_size");
+  o.stride = f.size(stride, "stride", 0);
+  o.padding = f.padding(padding);
+  if (average) return std::make_shared<AvgPool2d>(k, o);
+  return std::make_shared<MaxPool2d>(k, o);
+}
+
 using Factory = std::function<std::shared_ptr<Module>(ConfigReader&)>;
 
 const std::map<std::string, Factory>& factories() {
@@ -62,6 +101,53 @@ const std::map<std::string, Factory>& factories() {
       {"Reshape", [](ConfigReader& r) { return finish_and_make<Reshape>(r, r.integers("shape")); }},
       {"BatchNorm1d", [](ConfigReader& r) { return finish_and_make<BatchNorm1d>(r, norm_options(r)); }},
       {"LayerNorm", [](ConfigReader& r) { return finish_and_make<LayerNorm>(r, norm_options(r)); }},
+      {"Conv2d",
+       [](ConfigReader& r) {
+         SizeFields f{"layer Conv2d"};
+         const int64_t filters = r.integer("filters");
+         const json* kernel = r.raw("kernel_size");
+         const json* stride = r.raw("stride");
+         const json* padding = r.raw("padding");
+         const json* dilation = r.raw("dilation");
+         Conv2dOptions o;
+         o.groups = r.integer("groups", 1);
+         o.use_bias = r.boolean("use_bias", true);
+         o.activation = r.string("activation", "");
+         o.kernel_init = r.string("kernel_init", "glorot_uniform");
+         o.bias_init = r.string("bias_init", "zeros");
+         r.finish();
+         const Size2 k = f.required_size(kernel, "kernel_size");
+         o.stride = f.size(stride, "stride", 1);
+         o.padding = f.padding(padding);
+         o.dilation = f.size(dilation, "dilation", 1);
+         return std::make_shared<Conv2d>(filters, k, o);
+       }},
+      {"MaxPool2d", [](ConfigReader& r) { return make_pool(r, "MaxPool2d", false); }},
+      {"AvgPool2d", [](ConfigReader& r) { return make_pool(r, "AvgPool2d", true); }},
+      {"AdaptiveAvgPool2d",
+       [](ConfigReader& r) {
+         SizeFields f{"layer AdaptiveAvgPool2d"};
+         const json* size = r.raw("output_size");
+         r.finish();
+         return std::make_shared<AdaptiveAvgPool2d>(f.required_size(size, "output_size"));
+       }},
+      {"GlobalAvgPool2d", [](ConfigReader& r) { return finish_and_make<GlobalAvgPool2d>(r); }},
+      {"BatchNorm2d", [](ConfigReader& r) { return finish_and_make<BatchNorm2d>(r, norm_options(r)); }},
+      {"Dropout2d", [](ConfigReader& r) { return finish_and_make<Dropout2d>(r, r.number("rate")); }},
+      {"Identity", [](ConfigReader& r) { return finish_and_make<Identity>(r); }},
+      {"Add",
+       [](ConfigReader& r) {
+         const json* specs = r.raw("branches");
+         const std::string activation = r.string("activation", "");
+         r.finish();
+         return std::make_shared<Add>(branch_modules(specs, "Add"), activation);
+       }},
+      {"Concat",
+       [](ConfigReader& r) {
+         const json* specs = r.raw("branches");
+         r.finish();
+         return std::make_shared<Concat>(branch_modules(specs, "Concat"));
+       }},
       {"Embedding",
        [](ConfigReader& r) {
          return finish_and_make<Embedding>(r, r.integer("vocabulary"), r.integer("dim"),

@@ -17,6 +17,7 @@
 #include "deft/data/registry.h"
 #include "deft/data/split.h"
 #include "deft/nn/layers.h"
+#include "deft/nn/zoo.h"
 #include "deft/optim/schedule.h"
 #include "deft/tensor/error.h"
 #include "deft/tensor/file_io.h"
@@ -115,7 +116,8 @@ const json& defaults() {
   static const json d = {
       {"data", nullptr},          {"target", ""},          {"positive_classes", nullptr},
       {"model", "mlp"},           {"hidden", {128}},       {"activation", "relu"},
-      {"dropout", 0.2},           {"layers", nullptr},     {"epochs", 10},
+      {"dropout", nullptr},       {"layers", nullptr},     {"epochs", 10},
+      {"width", 1.0},             {"depth", nullptr},
       {"batch_size", 64},         {"seed", 0},             {"threads", 0},
       {"workers", -1},             {"optimizer", "adam"},   {"lr", nullptr},
       {"weight_decay", nullptr},  {"loss", nullptr},       {"label_smoothing", 0.0},
@@ -126,6 +128,22 @@ const json& defaults() {
       {"log", ""},                {"verbose", 1},          {"test_split", 0.2},
   };
   return d;
+}
+
+// The zoo knobs of a config, checked against its model family (InputError names the key).
+nn::ModelKnobs model_knobs(const TrainConfig& c) {
+  const json& r = c.raw;
+  nn::ModelKnobs k;
+  k.width = r["width"].get<double>();
+  if (!r["depth"].is_null()) k.depth = r["depth"].get<int64_t>();
+  if (!r["dropout"].is_null()) k.dropout = r["dropout"].get<double>();
+  k.hidden = r["hidden"].get<std::vector<int64_t>>();
+  k.activation = r["activation"].get<std::string>();
+  try {
+    return nn::resolve_knobs(r["model"].get<std::string>(), k);
+  } catch (const InputError& e) {
+    fail("config: {}", e.what());
+  }
 }
 
 // {name: X, k: v} or "X" -> (name, rest)
@@ -168,7 +186,7 @@ TrainConfig TrainConfig::from_json(const json& j) {
   integer("threads", 0);
   integer("workers", -1);
   integer("verbose", 0);
-  number("dropout", 0, 0.99);
+  if (!c.raw["dropout"].is_null()) number("dropout", 0, 0.99);
   number("validation_split", 0, 0.9);
   number("test_split", 0, 0.9);
   number("clip_grad_norm", 0, 1e30);
@@ -177,8 +195,12 @@ TrainConfig TrainConfig::from_json(const json& j) {
   if (!c.raw["lr"].is_null()) number("lr", 0, 1e6);
   if (!c.raw["weight_decay"].is_null()) number("weight_decay", 0, 1e6);
   const std::string model = c.raw["model"].is_string() ? c.raw["model"].get<std::string>() : "";
-  DEFT_CHECK(model == "mlp" || model == "linear" || !c.raw["layers"].is_null(),
-             "config: model must be 'mlp' or 'linear' (or give 'layers'), got {}", c.raw["model"].dump());
+  DEFT_CHECK(nn::is_model_family(model) || !c.raw["layers"].is_null(),
+             "config: unknown model {} (valid: {}; or give 'layers')", c.raw["model"].dump(),
+             fmt::join(nn::model_family_names(), ", "));
+  number("width", 1e-3, 64);
+  DEFT_CHECK(c.raw["depth"].is_null() || c.raw["depth"].is_number_integer(),
+             "config: 'depth' must be an integer, got {}", c.raw["depth"].dump());
   DEFT_CHECK(c.raw["hidden"].is_array(), "config: 'hidden' must be a list of layer widths, got {}",
              c.raw["hidden"].dump());
   for (const json& h : c.raw["hidden"])
@@ -187,6 +209,12 @@ TrainConfig TrainConfig::from_json(const json& j) {
   DEFT_CHECK(nn::is_activation_name(c.raw["activation"].get<std::string>()), "config: unknown activation {}",
              c.raw["activation"].dump());
   DEFT_CHECK(c.raw["metrics"].is_array(), "config: 'metrics' must be a list, got {}", c.raw["metrics"].dump());
+  if (c.raw["layers"].is_null()) {
+    // The family's defaults for depth and dropout, recorded so the config says what ran.
+    const nn::ModelKnobs k = model_knobs(c);
+    c.raw["depth"] = k.depth ? json(*k.depth) : json(nullptr);
+    c.raw["dropout"] = k.dropout ? json(*k.dropout) : json(nullptr);
+  }
   // Resolve the optimizer now so a bad name or field fails before the data loads.
   auto [opt_name, opt_cfg] = named(c.raw["optimizer"], "optimizer");
   if (!c.raw["lr"].is_null()) opt_cfg["lr"] = c.raw["lr"];
@@ -254,7 +282,8 @@ data::DatasetSplits load_training_data(const TrainConfig& c) {
   return s;
 }
 
-std::shared_ptr<nn::Module> build_network(const TrainConfig& c, int64_t num_outputs) {
+std::shared_ptr<nn::Module> build_network(const TrainConfig& c, const Shape& input_shape,
+                                          int64_t num_outputs) {
   if (!c.raw["layers"].is_null()) {
     const json& layers = c.raw["layers"];
     DEFT_CHECK(layers.is_array() && !layers.empty(), "config: 'layers' must be a non-empty list");
@@ -267,18 +296,13 @@ std::shared_ptr<nn::Module> build_network(const TrainConfig& c, int64_t num_outp
     }
     return std::make_shared<nn::Sequential>(std::move(mods));
   }
-  auto net = std::make_shared<nn::Sequential>();
-  net->add(nn::Flatten());
-  if (c.raw["model"] == "mlp") {
-    const auto act = c.raw["activation"].get<std::string>();
-    const double drop = c.raw["dropout"].get<double>();
-    for (const json& h : c.raw["hidden"]) {
-      net->add(nn::Dense(h.get<int64_t>(), act));
-      if (drop > 0) net->add(nn::Dropout(drop));
-    }
+  try {
+    return nn::make_model(c.raw["model"].get<std::string>(), input_shape, num_outputs, model_knobs(c));
+  } catch (const ShapeError& e) {
+    fail<ShapeError>("config: {}", e.what());
+  } catch (const InputError& e) {
+    fail("config: {}", e.what());
   }
-  net->add(nn::Dense(num_outputs));
-  return net;
 }
 
 // ---- the run -------------------------------------------------------------------------------
@@ -374,7 +398,8 @@ RunResult run_training(const TrainConfig& c) {
   json opt_cfg = r["optimizer"];
   const std::string opt_name = opt_cfg["name"].get<std::string>();
   opt_cfg.erase("name");
-  Model model(build_network(c, outputs));
+  const Shape example_shape(train.features.shape().begin() + 1, train.features.shape().end());
+  Model model(build_network(c, example_shape, outputs));
   model.compile(optim::make_optimizer(opt_name, opt_cfg), loss, metrics);
 
   FitOptions fo;
@@ -438,6 +463,7 @@ RunResult run_training(const TrainConfig& c) {
   model.provenance()["config"] = r;
   RunResult res;
   res.history = model.fit(train, fo);
+  const double peak_rss_fit = peak_rss_mib();  // before the test pass, whose batch may be larger
   std::vector<double> epoch_s;
   for (const Logs& l : res.history.epochs) epoch_s.push_back(l.at("epoch_s"));
   if (splits.test) res.test = model.evaluate_full(*splits.test);
@@ -469,6 +495,7 @@ RunResult run_training(const TrainConfig& c) {
   m["threads"] = num_threads();
   m["wall_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   m["peak_rss_mib"] = peak_rss_mib();
+  m["peak_rss_fit_mib"] = peak_rss_fit;
   m["config"] = r;
   if (!r["out"].get<std::string>().empty()) {
     model.provenance()["wall_s"] = m["wall_s"];

@@ -9,7 +9,10 @@
 //
 // Keys (all optional but `data`; defaults reproduce the Keras Fashion-MNIST example):
 //   data: fashion-mnist | PATH      target: COLUMN (CSV)     positive_classes: [Sandal, 7, ...]
-//   model: mlp | linear             hidden: [128]  activation: relu  dropout: 0.2
+//   model: mlp | linear | lenet5 | simple_cnn | vgg_small | resnet_small   (nn/zoo.h)
+//   width: 1.0 (channel/unit multiplier)   depth: family default (simple_cnn 2, vgg_small 3,
+//   resnet_small 20 of 8/14/20)   dropout: family default (mlp 0.2, simple_cnn 0.25, ...)
+//   hidden: [128]  activation: relu   (mlp; activation also lenet5 and simple_cnn)
 //   layers: [{type: Dense, units: 64, activation: relu}, ...]   (instead of model)
 //   epochs: 10  batch_size: 64  seed: 0  threads: 0 (all)  workers: -1 (auto)
 //   optimizer: adam | {name: adamw, lr: 0.001, weight_decay: 0.01}   lr: / weight_decay: shortcuts
@@ -52,8 +55,10 @@ struct RunResult {
 
 // Loads and splits the data as the config says (positive_classes applied).
 data::DatasetSplits load_training_data(const TrainConfig& c);
-// Builds the network the config describes for `num_outputs` outputs.
-std::shared_ptr<nn::Module> build_network(const TrainConfig& c, int64_t num_outputs);
+// Builds the network the config describes for per-example inputs `input_shape` (the
+// data's, e.g. [1,28,28]; the image families need [C,H,W]) and `num_outputs` outputs.
+std::shared_ptr<nn::Module> build_network(const TrainConfig& c, const Shape& input_shape,
+                                          int64_t num_outputs);
 RunResult run_training(const TrainConfig& c);
 
 // A .csv/.tsv file read and coded with the schema of the table `model` was trained
