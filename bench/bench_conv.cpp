@@ -6,9 +6,13 @@
 //   build/bin/bench_conv --benchmark_min_time=0.2
 //   DEFT_CONV_LAYOUT=plain build/bin/bench_conv     # oneDNN on NCHW, no reorders
 // The oneDNN implementation chosen for each convolution is printed first.
+// dnnl_maxpool / dnnl_batchnorm run oneDNN's own primitives for the same work, the
+// comparison behind deft's choice of its own pooling and batch-norm loops.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <dnnl.hpp>
 
 #include "deft/autograd/ops.h"
 #include "deft/autograd/ops_conv.h"
@@ -91,6 +95,74 @@ void batchnorm(benchmark::State& state) {
                                               benchmark::Counter::kIsRate, benchmark::Counter::kIs1024);
 }
 BENCHMARK(batchnorm)->ArgNames({"C", "H", "threads"})->Args({32, 28, 1})->Args({32, 28, 2})->Args({64, 14, 2})
+    ->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// The same pooling and batch norm through oneDNN's own primitives on NCHW (created
+// once, executed per iteration, outputs preallocated), to decide which to use.
+void dnnl_maxpool(benchmark::State& state) {
+  const int64_t C = state.range(0), H = state.range(1);
+  set_num_threads(static_cast<int>(state.range(2)));
+  detail::sync_thread_count();
+  using namespace dnnl;
+  engine eng(engine::kind::cpu, 0);
+  stream st(eng);
+  const memory::desc src({128, C, H, H}, memory::data_type::f32, memory::format_tag::nchw);
+  const memory::desc dst({128, C, H / 2, H / 2}, memory::data_type::f32, memory::format_tag::nchw);
+  const pooling_forward::primitive_desc fpd(
+      pooling_forward::desc(prop_kind::forward_training, algorithm::pooling_max, src, dst, {2, 2}, {2, 2}, {0, 0},
+                            {0, 0}),
+      eng);
+  const pooling_backward::primitive_desc bpd(
+      pooling_backward::desc(algorithm::pooling_max, src, dst, {2, 2}, {2, 2}, {0, 0}, {0, 0}), eng, fpd);
+  memory x(src, eng), y(dst, eng), ws(fpd.workspace_desc(), eng), gy(dst, eng), gx(src, eng);
+  Generator gen(0);
+  const Tensor xr = Tensor::randn({128, C, H, H}, gen);
+  std::copy(xr.data<float>(), xr.data<float>() + xr.numel(), static_cast<float*>(x.get_data_handle()));
+  pooling_forward f(fpd);
+  pooling_backward b(bpd);
+  for (auto _ : state) {
+    f.execute(st, {{DNNL_ARG_SRC, x}, {DNNL_ARG_DST, y}, {DNNL_ARG_WORKSPACE, ws}});
+    b.execute(st, {{DNNL_ARG_DIFF_DST, gy}, {DNNL_ARG_DIFF_SRC, gx}, {DNNL_ARG_WORKSPACE, ws}});
+    st.wait();
+  }
+}
+BENCHMARK(dnnl_maxpool)->ArgNames({"C", "H", "threads"})->Args({32, 28, 1})->Args({32, 28, 2})->Args({64, 14, 2})
+    ->UseRealTime()->Unit(benchmark::kMillisecond);
+
+void dnnl_batchnorm(benchmark::State& state) {
+  const int64_t C = state.range(0), H = state.range(1);
+  set_num_threads(static_cast<int>(state.range(2)));
+  detail::sync_thread_count();
+  using namespace dnnl;
+  engine eng(engine::kind::cpu, 0);
+  stream st(eng);
+  const memory::desc md({128, C, H, H}, memory::data_type::f32, memory::format_tag::nchw);
+  const auto flags = normalization_flags::use_scale | normalization_flags::use_shift;
+  const batch_normalization_forward::primitive_desc fpd(
+      batch_normalization_forward::desc(prop_kind::forward_training, md, 1e-5f, flags), eng);
+  const batch_normalization_backward::primitive_desc bpd(
+      batch_normalization_backward::desc(prop_kind::backward, md, md, 1e-5f, flags), eng, fpd);
+  memory x(md, eng), y(md, eng), gy(md, eng), gx(md, eng), mean(fpd.mean_desc(), eng), var(fpd.variance_desc(), eng);
+  const memory::desc cd({C}, memory::data_type::f32, memory::format_tag::x);
+  memory scale(cd, eng), shift(cd, eng), gscale(cd, eng), gshift(cd, eng);
+  std::fill_n(static_cast<float*>(scale.get_data_handle()), C, 1.0f);
+  std::fill_n(static_cast<float*>(shift.get_data_handle()), C, 0.0f);
+  Generator gen(0);
+  const Tensor xr = Tensor::randn({128, C, H, H}, gen);
+  std::copy(xr.data<float>(), xr.data<float>() + xr.numel(), static_cast<float*>(x.get_data_handle()));
+  std::copy(xr.data<float>(), xr.data<float>() + xr.numel(), static_cast<float*>(gy.get_data_handle()));
+  batch_normalization_forward f(fpd);
+  batch_normalization_backward b(bpd);
+  for (auto _ : state) {
+    f.execute(st, {{DNNL_ARG_SRC, x}, {DNNL_ARG_DST, y}, {DNNL_ARG_MEAN, mean}, {DNNL_ARG_VARIANCE, var},
+                   {DNNL_ARG_SCALE, scale}, {DNNL_ARG_SHIFT, shift}});
+    b.execute(st, {{DNNL_ARG_SRC, x}, {DNNL_ARG_DIFF_DST, gy}, {DNNL_ARG_MEAN, mean}, {DNNL_ARG_VARIANCE, var},
+                   {DNNL_ARG_SCALE, scale}, {DNNL_ARG_SHIFT, shift}, {DNNL_ARG_DIFF_SRC, gx}, {DNNL_ARG_DIFF_SCALE, gscale},
+                   {DNNL_ARG_DIFF_SHIFT, gshift}});
+    st.wait();
+  }
+}
+BENCHMARK(dnnl_batchnorm)->ArgNames({"C", "H", "threads"})->Args({32, 28, 1})->Args({32, 28, 2})->Args({64, 14, 2})
     ->UseRealTime()->Unit(benchmark::kMillisecond);
 
 }  // namespace
