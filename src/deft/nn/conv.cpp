@@ -242,57 +242,12 @@ Tensor GlobalAvgPool2d::forward(const Tensor& x) {
 
 // ---- BatchNorm2d / Dropout2d --------------------------------------------------------------------
 
-nlohmann::json BatchNorm2d::config() const {
-  return {{"momentum", opt_.momentum}, {"eps", opt_.eps}, {"affine", opt_.affine}};
-}
-
-std::vector<Module::Slot> BatchNorm2d::slots() {
-  return {{"gamma", &gamma_, false},
-          {"beta", &beta_, false},
-          {"running_mean", &running_mean_, true},
-          {"running_var", &running_var_, true}};
-}
-
-Shape BatchNorm2d::build_impl(const Shape& input, Generator&) {
-  check_image_input("BatchNorm2d", input);
-  const int64_t c = input[0];
-  if (opt_.affine) {
-    gamma_ = parameter(Tensor::ones({c}));
-    beta_ = parameter(Tensor::zeros({c}));
-  }
-  running_mean_ = Tensor::zeros({c});
-  running_var_ = Tensor::ones({c});
-  return input;
-}
-
-Tensor BatchNorm2d::forward(const Tensor& x) {
-  DEFT_CHECK_SHAPE(x.dim() == 4 && x.size(1) == running_mean_.size(0),
-                   "BatchNorm2d: expects inputs [N,{},H,W], got {}", running_mean_.size(0),
-                   shape_str(x.shape()));
-  return batch_norm(x, gamma_, beta_, running_mean_, running_var_, training(),
-                    static_cast<float>(opt_.momentum), static_cast<float>(opt_.eps));
-}
-
-Dropout2d::Dropout2d(double rate) : rate_(rate) {
-  DEFT_CHECK(rate >= 0 && rate < 1, "Dropout2d: rate must be in [0, 1), got {}", rate);
-}
-
 Shape Dropout2d::build_impl(const Shape& input, Generator& gen) {
   check_image_input("Dropout2d", input);
-  const auto seed = static_cast<int64_t>(gen.next_u64() >> 1);
-  rng_ = Tensor::from_vector(std::vector<int64_t>{seed, 0});
-  return input;
+  return Dropout::build_impl(input, gen);
 }
 
-Tensor Dropout2d::forward(const Tensor& x) {
-  if (!training() || rate_ == 0) return x;
-  auto* state = rng_.data<int64_t>();
-  Generator g(static_cast<uint64_t>(state[0]));
-  g.set_state(static_cast<uint64_t>(state[0]), static_cast<uint64_t>(state[1]));
-  Tensor y = dropout2d(x, static_cast<float>(rate_), g);
-  state[1] = static_cast<int64_t>(g.offset());
-  return y;
-}
+Tensor Dropout2d::drop(const Tensor& x, float p, Generator& gen) const { return dropout2d(x, p, gen); }
 
 // ---- Add / Concat ---------------------------------------------------------------------------
 

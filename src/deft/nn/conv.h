@@ -181,38 +181,22 @@ class GlobalAvgPool2d : public Module {
 
 // Normalises each channel over the batch and the image: input [C,H,W]. Running
 // statistics are buffers; eval() normalises with them.
-class BatchNorm2d : public Module {
+class BatchNorm2d : public BatchNorm {
  public:
-  explicit BatchNorm2d(NormOptions options = {}) : opt_(options) {}
-  Tensor forward(const Tensor& x) override;
+  explicit BatchNorm2d(NormOptions options = {}) : BatchNorm(options, {3}, "[C,H,W]") {}
   std::string type() const override { return "BatchNorm2d"; }
-  nlohmann::json config() const override;
-
- protected:
-  std::vector<Slot> slots() override;
-  Shape build_impl(const Shape& input, Generator& gen) override;
-
- private:
-  NormOptions opt_;
-  Tensor gamma_, beta_, running_mean_, running_var_;
 };
 
 // Zeroes whole channels with probability `rate` while training (PyTorch's
 // Dropout2d); the mask generator is a buffer ("rng") as in Dropout.
-class Dropout2d : public Module {
+class Dropout2d : public Dropout {
  public:
-  explicit Dropout2d(double rate);
-  Tensor forward(const Tensor& x) override;
+  explicit Dropout2d(double rate) : Dropout(rate, "Dropout2d") {}
   std::string type() const override { return "Dropout2d"; }
-  nlohmann::json config() const override { return {{"rate", rate_}}; }
 
  protected:
-  std::vector<Slot> slots() override { return {{"rng", &rng_, true}}; }
   Shape build_impl(const Shape& input, Generator& gen) override;
-
- private:
-  double rate_;
-  Tensor rng_;  // int64 [2]: the mask generator's seed and offset
+  Tensor drop(const Tensor& x, float p, Generator& gen) const override;
 };
 
 // Passes its input through: the skip path of a residual block.

@@ -1,5 +1,7 @@
 #include "deft/nn/layers.h"
 
+#include <algorithm>
+
 #include "deft/autograd/ops.h"
 #include "deft/autograd/ops_nn.h"
 #include "deft/tensor/error.h"
@@ -109,9 +111,13 @@ nlohmann::json Linear::config() const {
 
 // ---- Dropout --------------------------------------------------------------------------
 
-Dropout::Dropout(double rate) : rate_(rate) {
-  DEFT_CHECK(rate >= 0 && rate < 1, "Dropout: rate must be in [0, 1), got {}", rate);
+Dropout::Dropout(double rate) : Dropout(rate, "Dropout") {}
+
+Dropout::Dropout(double rate, const char* layer) : rate_(rate) {
+  DEFT_CHECK(rate >= 0 && rate < 1, "{}: rate must be in [0, 1), got {}", layer, rate);
 }
+
+Tensor Dropout::drop(const Tensor& x, float p, Generator& gen) const { return dropout(x, p, gen); }
 
 Shape Dropout::build_impl(const Shape& input, Generator& gen) {
   const auto seed = static_cast<int64_t>(gen.next_u64() >> 1);
@@ -124,7 +130,7 @@ Tensor Dropout::forward(const Tensor& x) {
   auto* state = rng_.data<int64_t>();
   Generator g(static_cast<uint64_t>(state[0]));
   g.set_state(static_cast<uint64_t>(state[0]), static_cast<uint64_t>(state[1]));
-  Tensor y = dropout(x, static_cast<float>(rate_), g);
+  Tensor y = drop(x, static_cast<float>(rate_), g);
   state[1] = static_cast<int64_t>(g.offset());
   return y;
 }
@@ -199,19 +205,19 @@ nlohmann::json norm_config(const NormOptions& o) {
 }
 }  // namespace
 
-nlohmann::json BatchNorm1d::config() const { return norm_config(opt_); }
+nlohmann::json BatchNorm::config() const { return norm_config(opt_); }
 nlohmann::json LayerNorm::config() const { return norm_config(opt_); }
 
-std::vector<Module::Slot> BatchNorm1d::slots() {
+std::vector<Module::Slot> BatchNorm::slots() {
   return {{"gamma", &gamma_, false},
           {"beta", &beta_, false},
           {"running_mean", &running_mean_, true},
           {"running_var", &running_var_, true}};
 }
 
-Shape BatchNorm1d::build_impl(const Shape& input, Generator&) {
-  DEFT_CHECK_SHAPE(input.size() == 1 || input.size() == 2,
-                   "BatchNorm1d: expects per-example shape [C] or [C,L], got {}", shape_str(input));
+Shape BatchNorm::build_impl(const Shape& input, Generator&) {
+  DEFT_CHECK_SHAPE(std::find(ranks_.begin(), ranks_.end(), input.size()) != ranks_.end(),
+                   "{}: expects per-example shape {}, got {}", type(), expects_, shape_str(input));
   const int64_t c = input[0];
   if (opt_.affine) {
     gamma_ = parameter(Tensor::ones({c}));
@@ -222,7 +228,11 @@ Shape BatchNorm1d::build_impl(const Shape& input, Generator&) {
   return input;
 }
 
-Tensor BatchNorm1d::forward(const Tensor& x) {
+Tensor BatchNorm::forward(const Tensor& x) {
+  DEFT_CHECK_SHAPE(x.dim() >= 1 && std::find(ranks_.begin(), ranks_.end(), static_cast<size_t>(x.dim() - 1)) != ranks_.end() &&
+                       x.size(1) == running_mean_.size(0),
+                   "{}: expects inputs [N] + per-example {} with C = {}, got {}", type(), expects_,
+                   running_mean_.size(0), shape_str(x.shape()));
   return batch_norm(x, gamma_, beta_, running_mean_, running_var_, training(), static_cast<float>(opt_.momentum),
                     static_cast<float>(opt_.eps));
 }

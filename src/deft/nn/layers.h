@@ -78,6 +78,9 @@ class Dropout : public Module {
  protected:
   std::vector<Slot> slots() override { return {{"rng", &rng_, true}}; }
   Shape build_impl(const Shape& input, Generator& gen) override;
+  Dropout(double rate, const char* layer);  // `layer` names the type in errors
+  // The masking op (Dropout2d drops whole channels instead of elements).
+  virtual Tensor drop(const Tensor& x, float p, Generator& gen) const;
 
  private:
   double rate_;
@@ -139,21 +142,33 @@ struct NormOptions {
   bool affine = true;     // learnable scale (gamma) and offset (beta)
 };
 
-// Normalises each feature (axis 1) over the batch: [N,C] or [N,C,L].
-class BatchNorm1d : public Module {
+// Batch normalisation of axis 1 over every other axis (batch_norm in autograd/ops_nn.h),
+// with running statistics as buffers that eval() normalises with. BatchNorm1d and
+// BatchNorm2d (nn/conv.h) differ only in the per-example shapes they accept.
+class BatchNorm : public Module {
  public:
-  explicit BatchNorm1d(NormOptions options = {}) : opt_(options) {}
   Tensor forward(const Tensor& x) override;
-  std::string type() const override { return "BatchNorm1d"; }
   nlohmann::json config() const override;
 
  protected:
+  // `ranks`: the per-example ranks accepted; `expects` names them for errors ("[C] or [C,L]").
+  BatchNorm(NormOptions options, std::vector<size_t> ranks, const char* expects)
+      : opt_(options), ranks_(std::move(ranks)), expects_(expects) {}
   std::vector<Slot> slots() override;
   Shape build_impl(const Shape& input, Generator& gen) override;
 
  private:
   NormOptions opt_;
+  std::vector<size_t> ranks_;
+  const char* expects_;
   Tensor gamma_, beta_, running_mean_, running_var_;
+};
+
+// Normalises each feature (axis 1) over the batch: [N,C] or [N,C,L].
+class BatchNorm1d : public BatchNorm {
+ public:
+  explicit BatchNorm1d(NormOptions options = {}) : BatchNorm(options, {1, 2}, "[C] or [C,L]") {}
+  std::string type() const override { return "BatchNorm1d"; }
 };
 
 // Normalises each example over its last axis.

@@ -4,7 +4,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <dnnl.hpp>
+#include <cstddef>
 #include <map>
+#include <memory>
 #include <optional>
 #include <vector>
 
@@ -38,10 +40,40 @@ struct Entry {
   bool relu_after = false;  // apply max(y, 0) in a pass of our own (see make_entry)
 };
 
+// Buffers for the arguments oneDNN wants in its own layout, shared by every cached
+// primitive of the thread: calls are synchronous, so argument slot i of whichever
+// primitive runs can use buffer i. Each grows to the largest size asked of it, so the
+// cache holds a few activations' worth of memory however many shapes it has seen
+// (one buffer per argument and entry had a VGG run peak at 1.5 GiB).
+class ScratchBuffers {
+ public:
+  void* get(size_t slot, size_t bytes) {
+    if (slot >= buffers_.size()) buffers_.resize(slot + 1);
+    Buffer& b = buffers_[slot];
+    if (b.bytes < bytes) {
+      b.data.reset(static_cast<std::byte*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64)));
+      DEFT_INTERNAL_CHECK(b.data != nullptr, "conv2d: out of memory allocating {} bytes of scratch", bytes);
+      b.bytes = bytes;
+    }
+    return b.data.get();
+  }
+
+ private:
+  struct Free {
+    void operator()(std::byte* p) const { std::free(p); }
+  };
+  struct Buffer {
+    std::unique_ptr<std::byte, Free> data;
+    size_t bytes = 0;
+  };
+  std::vector<Buffer> buffers_;
+};
+
 struct Cache {
   dnnl::engine engine{dnnl::engine::kind::cpu, 0};
   dnnl::stream stream{engine};
   std::map<std::vector<int64_t>, Entry> entries;
+  ScratchBuffers scratch;
 };
 
 Cache& cache() {
@@ -107,7 +139,7 @@ Arg make_arg(int id, bool output, const memory::desc& user_md, const memory::des
   if (prim_md == user_md) {
     a.inner = a.user;
   } else {
-    a.inner = memory(prim_md, e);
+    a.inner = memory(prim_md, e, DNNL_MEMORY_NONE);  // a scratch buffer is set per call
     a.reorder = output ? dnnl::reorder(a.inner, a.user) : dnnl::reorder(a.user, a.inner);
   }
   return a;
@@ -221,6 +253,7 @@ void execute(Entry& en, const std::vector<void*>& ptrs) {
   for (size_t i = 0; i < en.args.size(); ++i) {
     Arg& a = en.args[i];
     a.user.set_data_handle(ptrs[i]);
+    if (a.reorder) a.inner.set_data_handle(c.scratch.get(i, a.inner.get_desc().get_size()));
     if (a.reorder && !a.output) a.reorder->execute(c.stream, a.user, a.inner);
     args.emplace(a.id, a.inner);
   }
