@@ -58,6 +58,19 @@ BENCHMARK(conv)
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 
+// The activations of the benchmark CNN's pooling and normalisation layers, 1 and 2 threads.
+void activation_shapes(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"C", "H", "threads"})->Args({32, 28, 1})->Args({32, 28, 2})->Args({64, 14, 2});
+  b->UseRealTime()->Unit(benchmark::kMillisecond);
+}
+
+// Fills a oneDNN buffer of `shape` floats with normal values (seed 0).
+void fill_randn(const dnnl::memory& m, const Shape& shape) {
+  Generator gen(0);
+  const Tensor r = Tensor::randn(shape, gen);
+  std::copy(r.data<float>(), r.data<float>() + r.numel(), static_cast<float*>(m.get_data_handle()));
+}
+
 void maxpool(benchmark::State& state) {
   const int64_t C = state.range(0), H = state.range(1);
   set_num_threads(static_cast<int>(state.range(2)));
@@ -74,8 +87,7 @@ void maxpool(benchmark::State& state) {
       4.0 * 128 * C * H * H * 2.5 * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate,
       benchmark::Counter::kIs1024);
 }
-BENCHMARK(maxpool)->ArgNames({"C", "H", "threads"})->Args({32, 28, 1})->Args({32, 28, 2})->Args({64, 14, 2})
-    ->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(maxpool)->Apply(activation_shapes);
 
 void batchnorm(benchmark::State& state) {
   const int64_t C = state.range(0), H = state.range(1);
@@ -94,8 +106,7 @@ void batchnorm(benchmark::State& state) {
   state.counters["GB/s"] = benchmark::Counter(4.0 * 128 * C * H * H * 6 * static_cast<double>(state.iterations()),
                                               benchmark::Counter::kIsRate, benchmark::Counter::kIs1024);
 }
-BENCHMARK(batchnorm)->ArgNames({"C", "H", "threads"})->Args({32, 28, 1})->Args({32, 28, 2})->Args({64, 14, 2})
-    ->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(batchnorm)->Apply(activation_shapes);
 
 // The same pooling and batch norm through oneDNN's own primitives on NCHW (created
 // once, executed per iteration, outputs preallocated), to decide which to use.
@@ -115,9 +126,7 @@ void dnnl_maxpool(benchmark::State& state) {
   const pooling_backward::primitive_desc bpd(
       pooling_backward::desc(algorithm::pooling_max, src, dst, {2, 2}, {2, 2}, {0, 0}, {0, 0}), eng, fpd);
   memory x(src, eng), y(dst, eng), ws(fpd.workspace_desc(), eng), gy(dst, eng), gx(src, eng);
-  Generator gen(0);
-  const Tensor xr = Tensor::randn({128, C, H, H}, gen);
-  std::copy(xr.data<float>(), xr.data<float>() + xr.numel(), static_cast<float*>(x.get_data_handle()));
+  fill_randn(x, {128, C, H, H});
   pooling_forward f(fpd);
   pooling_backward b(bpd);
   for (auto _ : state) {
@@ -126,8 +135,7 @@ void dnnl_maxpool(benchmark::State& state) {
     st.wait();
   }
 }
-BENCHMARK(dnnl_maxpool)->ArgNames({"C", "H", "threads"})->Args({32, 28, 1})->Args({32, 28, 2})->Args({64, 14, 2})
-    ->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(dnnl_maxpool)->Apply(activation_shapes);
 
 void dnnl_batchnorm(benchmark::State& state) {
   const int64_t C = state.range(0), H = state.range(1);
@@ -147,10 +155,8 @@ void dnnl_batchnorm(benchmark::State& state) {
   memory scale(cd, eng), shift(cd, eng), gscale(cd, eng), gshift(cd, eng);
   std::fill_n(static_cast<float*>(scale.get_data_handle()), C, 1.0f);
   std::fill_n(static_cast<float*>(shift.get_data_handle()), C, 0.0f);
-  Generator gen(0);
-  const Tensor xr = Tensor::randn({128, C, H, H}, gen);
-  std::copy(xr.data<float>(), xr.data<float>() + xr.numel(), static_cast<float*>(x.get_data_handle()));
-  std::copy(xr.data<float>(), xr.data<float>() + xr.numel(), static_cast<float*>(gy.get_data_handle()));
+  fill_randn(x, {128, C, H, H});
+  fill_randn(gy, {128, C, H, H});
   batch_normalization_forward f(fpd);
   batch_normalization_backward b(bpd);
   for (auto _ : state) {
@@ -162,8 +168,7 @@ void dnnl_batchnorm(benchmark::State& state) {
     st.wait();
   }
 }
-BENCHMARK(dnnl_batchnorm)->ArgNames({"C", "H", "threads"})->Args({32, 28, 1})->Args({32, 28, 2})->Args({64, 14, 2})
-    ->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(dnnl_batchnorm)->Apply(activation_shapes);
 
 }  // namespace
 
