@@ -12,6 +12,8 @@
 #include "deft/data/registry.h"
 #include "deft/nn/zoo.h"
 #include "deft/train/run.h"
+#include "deft/tune/auto.h"
+#include "deft/tune/study_report.h"
 #include "deft/tensor/error.h"
 #include "deft/tensor/file_io.h"
 #include "deft/tensor/parallel.h"
@@ -223,6 +225,38 @@ int run_predict(const PredictArgs& a) {
   return 0;
 }
 
+// ---- auto, study ------------------------------------------------------------------------
+
+struct AutoArgs {
+  deft::tune::AutoOptions o;
+  std::string budget = "10m";
+};
+
+int run_auto_cmd(AutoArgs a) {
+  a.o.time_budget_s = deft::tune::parse_duration(a.budget);
+  deft::tune::run_auto(a.o);
+  return 0;
+}
+
+struct StudyArgs {
+  std::string storage = "sqlite:///deft.db";
+  std::string name;
+  std::string format = "table";
+  std::string output;
+};
+
+int run_study_cmd(const std::string& what, const StudyArgs& a) {
+  auto store = deft::track::open_study_store(a.storage);
+  std::string out;
+  if (what == "list") out = deft::tune::format_study_list(*store);
+  else if (what == "show") out = deft::tune::format_study(*store, a.name, a.format);
+  else if (what == "best") out = deft::tune::format_best(*store, a.name, a.format);
+  else out = deft::tune::format_study(*store, a.name, a.format == "table" ? "csv" : a.format);
+  if (a.output.empty()) std::fwrite(out.data(), 1, out.size(), stdout);
+  else deft::write_file_atomically(a.output, out);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -326,6 +360,57 @@ int main(int argc, char** argv) {
   predict_cmd->add_option("--split", pr.split, "For a named dataset: train or test (default test)");
   predict_cmd->add_option("--batch-size", pr.batch_size, "Examples per batch")->check(CLI::PositiveNumber);
 
+  // ---- auto
+  CLI::App* auto_cmd = app.add_subcommand(
+      "auto", "Search model families and hyperparameters within a time budget (TPE + ASHA), then train, evaluate and save the best");
+  AutoArgs au;
+  auto_cmd->add_option("--data", au.o.data, "Dataset name (fashion-mnist) or a path (CSV, NPY, IDX, image folder)")->required();
+  auto_cmd->add_option("--target", au.o.target, "CSV: the label column");
+  auto_cmd->add_option("--time-budget", au.budget, "Wall-clock budget, hard: 90s, 10m, 1h (default 10m)");
+  auto_cmd->add_option("--metric", au.o.metric, "Validation metric to optimise: accuracy (default), f1_macro, loss, ...");
+  auto_cmd->add_option("--workers", au.o.workers, "Trials side by side in this process; the cores are split between them")
+      ->check(CLI::PositiveNumber);
+  auto_cmd->add_option("--storage", au.o.storage, "Study store: sqlite:///path.db (default sqlite:///deft.db) or postgresql://user@host:port/db");
+  auto_cmd->add_option("--study", au.o.study, "Study name (default auto-<data>-<unix time>)");
+  auto_cmd->add_flag("--resume", au.o.resume, "Continue the study named by --study (its trials inform the search)");
+  auto_cmd->add_option("--out", au.o.out, "Write the best model here (default best.deft)");
+  auto_cmd->add_option("--metrics-out", au.o.metrics_out, "Write the summary JSON here (test metrics, trials, best params, leaderboard)");
+  auto_cmd->add_option("--max-trials", au.o.max_trials, "Stop the search after this many trials")->check(CLI::NonNegativeNumber);
+  auto_cmd->add_option("--max-trial-epochs", au.o.max_trial_epochs, "Epochs of an unpruned trial (ASHA's top rung, default 9)")
+      ->check(CLI::PositiveNumber);
+  auto_cmd->add_option("--max-total-epochs", au.o.max_total_epochs, "Epochs over all trials of the search (default: no limit)")
+      ->check(CLI::NonNegativeNumber);
+  auto_cmd->add_option("--search-fraction", au.o.search_fraction, "Share of the budget spent searching (default 0.5)");
+  auto_cmd->add_option("--models", au.o.models, "Restrict the model families searched");
+  auto_cmd->add_option("--sampler", au.o.sampler, "tpe (default), random, sobol")
+      ->check(CLI::IsMember({"tpe", "random", "sobol", "qmc"}));
+  auto_cmd->add_option("--pruner", au.o.pruner, "asha (default), hyperband, median, none")
+      ->check(CLI::IsMember({"asha", "successive_halving", "hyperband", "median", "percentile", "none"}));
+  auto_cmd->add_option("--search-examples", au.o.search_examples, "Training examples per trial (default: from the budget)");
+  auto_cmd->add_option("--seed", au.o.seed, "Seed of the search and of every trial");
+  auto_cmd->add_option("--verbose", au.o.verbose, "0 quiet, 1 a line per trial (default), 2 also training progress");
+
+  // ---- study
+  CLI::App* study_cmd = app.add_subcommand("study", "Read studies from storage: list, show, best, export");
+  study_cmd->require_subcommand(1);
+  StudyArgs st;
+  std::string study_what;
+  for (const auto& [sub, help] : std::vector<std::pair<std::string, std::string>>{
+           {"list", "Every study in the store with trial counts and best value"},
+           {"show", "One study: its attributes and every trial, best first (--format table|json|csv)"},
+           {"best", "The best trial's value and parameters (the Pareto front for several objectives)"},
+           {"export", "Every trial of a study as CSV (default) or JSON"}}) {
+    CLI::App* c = study_cmd->add_subcommand(sub, help);
+    c->add_option("--storage", st.storage, "sqlite:///path.db (default sqlite:///deft.db) or postgresql://...");
+    if (sub != "list") {
+      c->add_option("study", st.name, "Study name")->required();
+      c->add_option("--format", st.format, sub == "best" ? "table or json" : "table, json or csv")
+          ->check(CLI::IsMember({"table", "json", "csv"}));
+      c->add_option("--output", st.output, "Write here instead of standard output");
+    }
+    c->callback([&study_what, sub] { study_what = sub; });
+  }
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -344,6 +429,11 @@ int main(int argc, char** argv) {
     if (train_cmd->parsed()) return run_train(train);
     if (eval_cmd->parsed()) return run_eval(ev);
     if (predict_cmd->parsed()) return run_predict(pr);
+    if (auto_cmd->parsed()) {
+      if (threads > 0) au.o.threads = threads;
+      return run_auto_cmd(au);
+    }
+    if (study_cmd->parsed()) return run_study_cmd(study_what, st);
     std::printf("%s", app.help().c_str());
     return 0;
   } catch (const deft::InputError& e) {

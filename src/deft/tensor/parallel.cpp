@@ -24,10 +24,20 @@ std::atomic<int>& threads_setting() {
 std::atomic<int> generation{1};
 thread_local int synced_generation = 0;
 thread_local bool t_serial = false;
+thread_local int t_threads = 0;  // > 0: this thread's ThreadCountScope
 
 }  // namespace
 
-int num_threads() { return threads_setting().load(std::memory_order_relaxed); }
+int num_threads() { return t_threads > 0 ? t_threads : threads_setting().load(std::memory_order_relaxed); }
+
+ThreadCountScope::ThreadCountScope(int n) : previous_(t_threads) {
+  t_threads = n > 0 ? n : 0;
+  synced_generation = -1;
+}
+ThreadCountScope::~ThreadCountScope() {
+  t_threads = previous_;
+  synced_generation = -1;
+}
 
 void set_num_threads(int n) {
   threads_setting().store(n <= 0 ? default_threads() : n);

@@ -28,6 +28,19 @@ void sync_thread_count();
 bool thread_is_serial();
 }  // namespace detail
 
+// While alive, kernels called from this thread use `n` threads whatever the global
+// setting (the tuner's in-process workers split the cores between trials this way).
+class ThreadCountScope {
+ public:
+  explicit ThreadCountScope(int n);
+  ~ThreadCountScope();
+  ThreadCountScope(const ThreadCountScope&) = delete;
+  ThreadCountScope& operator=(const ThreadCountScope&) = delete;
+
+ private:
+  int previous_;
+};
+
 // While alive, kernels called from this thread run single-threaded (used by
 // background workers such as the data loader's, so they never start OpenMP
 // teams of their own next to the main pool).

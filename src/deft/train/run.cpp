@@ -365,13 +365,8 @@ json evaluation_json(const Evaluation& ev, const std::vector<std::string>& class
   return out;
 }
 
-RunResult run_training(const TrainConfig& c) {
-  const auto t0 = std::chrono::steady_clock::now();
+PreparedFit prepare_fit(const TrainConfig& c, const data::Dataset& train, const data::Dataset* validation) {
   const json& r = c.raw;
-  if (r["threads"].get<int64_t>() > 0) set_num_threads(static_cast<int>(r["threads"].get<int64_t>()));
-  data::DatasetSplits splits = load_training_data(c);
-  const data::Dataset& train = splits.train;
-
   // Loss and output width from the task.
   std::shared_ptr<nn::Loss> loss;
   int64_t outputs = 1;
@@ -411,8 +406,8 @@ RunResult run_training(const TrainConfig& c) {
   fo.augment = r["augment"].get<std::string>();
   fo.clip_grad_norm = r["clip_grad_norm"].get<double>();
   fo.clip_grad_value = r["clip_grad_value"].get<double>();
-  fo.validation_split = splits.validation ? 0.0 : r["validation_split"].get<double>();
-  if (splits.validation) fo.validation_data = &*splits.validation;
+  fo.validation_split = validation ? 0.0 : r["validation_split"].get<double>();
+  fo.validation_data = validation;
   fo.resume_from = r["resume"].get<std::string>();
   if (!r["schedule"].is_null()) {
     auto [name, cfg] = named(r["schedule"], "schedule");
@@ -459,6 +454,19 @@ RunResult run_training(const TrainConfig& c) {
     }
   }
 
+  return PreparedFit{std::move(model), std::move(fo)};
+}
+
+RunResult run_training(const TrainConfig& c) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const json& r = c.raw;
+  if (r["threads"].get<int64_t>() > 0) set_num_threads(static_cast<int>(r["threads"].get<int64_t>()));
+  data::DatasetSplits splits = load_training_data(c);
+  const data::Dataset& train = splits.train;
+
+  PreparedFit prep = prepare_fit(c, train, splits.validation ? &*splits.validation : nullptr);
+  Model& model = prep.model;
+  FitOptions& fo = prep.options;
   model.provenance()["dataset"] = r["data"];
   model.provenance()["config"] = r;
   RunResult res;

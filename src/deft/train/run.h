@@ -61,6 +61,15 @@ std::shared_ptr<nn::Module> build_network(const TrainConfig& c, const Shape& inp
                                           int64_t num_outputs);
 RunResult run_training(const TrainConfig& c);
 
+// The model and fit options run_training builds from a config, for data already loaded
+// (the tuner's trials): compiled model, FitOptions with the config's callbacks (schedule,
+// early stopping, checkpoint, log). `validation` may be null (then validation_split holds).
+struct PreparedFit {
+  Model model;
+  FitOptions options;
+};
+PreparedFit prepare_fit(const TrainConfig& c, const data::Dataset& train, const data::Dataset* validation);
+
 // A .csv/.tsv file read and coded with the schema of the table `model` was trained
 // on (same columns by name, same category codes), labelled when it has the target
 // column. Empty when `path` is not a table or the model was not trained on one.

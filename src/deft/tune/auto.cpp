@@ -1,0 +1,506 @@
+#include "deft/tune/auto.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <mutex>
+
+#include <fmt/format.h>
+
+#include "deft/data/split.h"
+#include "deft/tensor/error.h"
+#include "deft/tensor/file_io.h"
+#include "deft/tensor/parallel.h"
+#include "deft/train/callbacks.h"
+#include "deft/train/run.h"
+#include "deft/tune/study.h"
+
+namespace deft::tune {
+
+using json = nlohmann::json;
+using track::unix_now;
+
+namespace {
+
+// Reports each epoch's validation value to the trial, prunes, and stops at the deadline.
+class TrialCallback : public train::Callback {
+ public:
+  TrialCallback(Trial& trial, std::string key, bool maximize, int64_t* epochs_budget)
+      : trial_(trial), key_(std::move(key)), maximize_(maximize), epochs_budget_(epochs_budget) {}
+  std::string name() const override { return "TrialCallback"; }
+  void on_batch_end(train::Model& m, int64_t, const train::Logs&) override {
+    if (trial_.should_stop()) {
+      m.stop_training = true;
+      stopped = true;
+    }
+  }
+  void on_epoch_end(train::Model& m, int64_t epoch, const train::Logs& logs) override {
+    auto it = logs.find(key_);
+    const double v = it == logs.end() ? NAN : it->second;
+    if (std::isfinite(v) && (!best || (maximize_ ? v > *best : v < *best))) best = v;
+    last = v;
+    epochs_done = epoch + 1;
+    epoch_s.push_back(logs.at("epoch_s"));
+    if (stopped) return;  // a partial epoch: not a value at this resource
+    trial_.report(v, epoch + 1);
+    if (epochs_budget_ && --*epochs_budget_ <= 0) {
+      m.stop_training = true;
+      stopped = true;
+      return;
+    }
+    if (trial_.should_prune()) {
+      m.stop_training = true;
+      pruned = true;
+    }
+  }
+  std::optional<double> best;
+  double last = NAN;
+  int64_t epochs_done = 0;
+  std::vector<double> epoch_s;
+  bool pruned = false;
+  bool stopped = false;
+
+ private:
+  Trial& trial_;
+  std::string key_;
+  bool maximize_;
+  int64_t* epochs_budget_;
+};
+
+// Stops the final training at the deadline.
+class DeadlineCallback : public train::Callback {
+ public:
+  explicit DeadlineCallback(double deadline) : deadline_(deadline) {}
+  std::string name() const override { return "Deadline"; }
+  void on_batch_end(train::Model& m, int64_t, const train::Logs&) override {
+    if (unix_now() >= deadline_) {
+      m.stop_training = true;
+      hit = true;
+    }
+  }
+  bool hit = false;
+
+ private:
+  double deadline_;
+};
+
+std::string fmt_duration(double s) {
+  if (s < 0) s = 0;
+  const auto t = static_cast<int64_t>(std::lround(s));
+  if (t >= 3600) return fmt::format("{}h{:02}m", t / 3600, t / 60 % 60);
+  if (t >= 60) return fmt::format("{}m{:02}s", t / 60, t % 60);
+  return fmt::format("{}s", t);
+}
+
+std::string short_params(const json& p) {
+  std::string out;
+  for (auto it = p.begin(); it != p.end(); ++it) {
+    if (!out.empty()) out += " ";
+    std::string v = it.value().is_string() ? it.value().get<std::string>()
+                    : it.value().is_number_float() ? fmt::format("{:.3g}", it.value().get<double>())
+                                                   : it.value().dump();
+    out += it.key() + "=" + v;
+  }
+  return out;
+}
+
+bool metric_maximized(const std::string& metric) { return metric != "loss" && metric != "mse" && metric != "mae"; }
+
+// The training config of a trial's parameters (families and knobs as deft train reads them).
+json config_from_params(const json& base, const json& p) {
+  json c = base;
+  c["model"] = p.at("model");
+  c["lr"] = p.at("lr");
+  c["batch_size"] = p.at("batch_size");
+  c["optimizer"] = p.at("optimizer");
+  if (p.contains("weight_decay")) c["weight_decay"] = p["weight_decay"];
+  for (const char* k : {"width", "depth", "dropout", "activation"})
+    if (p.contains(k)) c[k] = p[k];
+  if (p.contains("hidden_units")) {
+    const int64_t layers = p.value("hidden_layers", int64_t{1});
+    c["hidden"] = std::vector<int64_t>(static_cast<size_t>(layers), p["hidden_units"].get<int64_t>());
+  }
+  if (p.contains("augment")) c["augment"] = p["augment"].get<std::string>() == "none" ? "" : p["augment"];
+  if (p.contains("label_smoothing")) c["label_smoothing"] = p["label_smoothing"];
+  return c;
+}
+
+// The search space, define-by-run: conditional on the family.
+json suggest_params(Trial& t, const std::vector<std::string>& families, bool images) {
+  const std::string fam = t.suggest_categorical("model", families);
+  t.suggest_float("lr", 1e-4, 1e-2, true);
+  t.suggest_categorical("batch_size", std::vector<json>{64, 128, 256});
+  const std::string opt = t.suggest_categorical("optimizer", std::vector<std::string>{"adam", "adamw"});
+  if (opt == "adamw") t.suggest_float("weight_decay", 1e-5, 1e-1, true);
+  if (fam == "mlp") {
+    t.suggest_int("hidden_units", 64, 1024, true);
+    t.suggest_int("hidden_layers", 1, 3);
+    t.suggest_float("dropout", 0.0, 0.5);
+  } else if (fam != "linear") {
+    t.suggest_float("width", 0.5, 1.5);
+    t.suggest_float("dropout", 0.0, 0.5);
+    if (fam == "simple_cnn") t.suggest_int("depth", 1, 3);
+    if (fam == "vgg_small") t.suggest_int("depth", 2, 3);
+    if (fam == "resnet_small") t.suggest_categorical("depth", std::vector<json>{8, 14, 20});
+  }
+  if (images && fam != "linear") t.suggest_categorical("augment", std::vector<std::string>{"none", "crop:2,flip:0.5"});
+  if (fam != "linear") t.suggest_float("label_smoothing", 0.0, 0.1);
+  return t.params();
+}
+
+// Seconds per training example of a family at default knobs, from a few timed steps.
+double time_family(const json& base, const std::string& fam, const data::Dataset& train, int threads) {
+  ThreadCountScope scope(threads);
+  json c = base;
+  c["model"] = fam;
+  c["batch_size"] = 128;
+  c["verbose"] = 0;
+  const int64_t n = std::min<int64_t>(train.size(), 128 * 4);
+  std::vector<int64_t> idx(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) idx[static_cast<size_t>(i)] = i;
+  const data::Dataset small = train.subset(idx);
+  train::PreparedFit p = train::prepare_fit(train::TrainConfig::from_json(c), small, nullptr);
+  p.options.epochs = 1;
+  p.options.verbose = 0;
+  p.options.workers = 0;
+  p.model.fit(small, p.options);  // warm-up: builds the net, primitives, caches
+  p.options.epochs = 2;
+  const double t0 = unix_now();
+  p.model.fit(small, p.options);
+  return (unix_now() - t0) / static_cast<double>(n);
+}
+
+}  // namespace
+
+std::string leaderboard_table(const std::vector<track::TrialRecord>& trials, const std::vector<track::Direction>& dirs,
+                              size_t max_rows) {
+  std::vector<const track::TrialRecord*> rows;
+  for (const auto& t : trials)
+    if (t.state == TrialState::Complete || t.state == TrialState::Pruned) rows.push_back(&t);
+  const bool mx = !dirs.empty() && dirs[0] == Direction::Maximize;
+  auto key = [&](const track::TrialRecord* t) {
+    // complete before pruned, then by value; pruned by their last step too
+    const double v = t->values.empty() || !std::isfinite(t->values[0]) ? (mx ? -1e300 : 1e300) : t->values[0];
+    return std::make_tuple(t->state == TrialState::Complete ? 0 : 1, t->state == TrialState::Complete ? 0 : -t->last_step().value_or(0),
+                           mx ? -v : v);
+  };
+  std::stable_sort(rows.begin(), rows.end(), [&](auto* a, auto* b) { return key(a) < key(b); });
+  std::string out = fmt::format("{:>5}  {:<8}  {:>8}  {:>6}  {:>8}  {}\n", "trial", "state", "value", "epochs", "time", "params");
+  size_t shown = 0;
+  for (const auto* t : rows) {
+    if (shown++ >= max_rows) break;
+    const std::string v = t->values.empty() ? "-" : fmt::format("{:.4f}", t->values[0]);
+    out += fmt::format("{:>5}  {:<8}  {:>8}  {:>6}  {:>8}  {}\n", t->number, track::to_string(t->state), v,
+                       t->last_step().value_or(0), fmt_duration(t->end_time > 0 ? t->end_time - t->start_time : 0),
+                       short_params(t->param_json()));
+  }
+  if (rows.size() > max_rows) out += fmt::format("  ... {} more\n", rows.size() - max_rows);
+  return out;
+}
+
+AutoResult run_auto(const AutoOptions& o) {
+  const double t_start = unix_now();
+  DEFT_CHECK(o.time_budget_s > 0, "auto: --time-budget must be positive");
+  DEFT_CHECK(o.workers >= 1, "auto: --workers must be >= 1, got {}", o.workers);
+  DEFT_CHECK(o.search_fraction > 0 && o.search_fraction < 1, "auto: search_fraction must be in (0, 1)");
+  const double deadline = t_start + o.time_budget_s;
+  const int total_threads = o.threads > 0 ? o.threads : num_threads();
+  if (o.threads > 0) set_num_threads(o.threads);
+  auto say = [&](const std::string& s) {
+    if (o.verbose > 0) {
+      std::fputs(s.c_str(), stdout);
+      std::fflush(stdout);
+    }
+  };
+
+  // 1. data
+  json base = {{"data", o.data}, {"seed", o.seed}, {"verbose", o.verbose >= 2 ? 1 : 0}, {"workers", -1}};
+  if (!o.target.empty()) base["target"] = o.target;
+  const train::TrainConfig data_cfg = train::TrainConfig::from_json(base);
+  data::DatasetSplits splits = train::load_training_data(data_cfg);
+  const data::Dataset& full_train = splits.train;
+  const bool images = full_train.is_image();
+  const bool classify = full_train.task == data::Task::Classification;
+  std::string metric = o.metric;
+  if (!classify && metric == "accuracy") metric = "loss";
+  const bool maximize = metric_maximized(metric);
+  // validation for the search: the data's own, else 10% of train (stratified)
+  data::Dataset search_pool, val;
+  if (splits.validation) {
+    search_pool = full_train;
+    val = *splits.validation;
+  } else {
+    auto parts = data::split_indices(full_train.size(), {0.9, 0.1}, o.seed ^ 0x5eedULL,
+                                     classify ? full_train.labels : Tensor());
+    search_pool = full_train.subset(parts[0]);
+    val = full_train.subset(parts[1]);
+  }
+  DEFT_CHECK(full_train.size() >= 20, "auto: {} has only {} training examples; deft auto needs at least 20", o.data,
+             full_train.size());
+
+  // 2. families and their cost
+  std::vector<std::string> candidates = o.models;
+  if (candidates.empty())
+    candidates = images ? std::vector<std::string>{"simple_cnn", "lenet5", "vgg_small", "resnet_small", "mlp"}
+                        : std::vector<std::string>{"mlp", "linear"};
+  const double search_s = o.time_budget_s * o.search_fraction;
+  const double final_s = o.time_budget_s - search_s;
+  const int per_worker = std::max(1, total_threads / o.workers);
+  std::map<std::string, double> cost;  // seconds per example, at default knobs, at the trial's threads
+  std::vector<std::string> families;
+  const int64_t min_final_epochs = 5;
+  for (const auto& fam : candidates) {
+    const double s = time_family(base, fam, search_pool, per_worker);
+    cost[fam] = s;
+    // the final training runs with all threads: ~1.8x faster on 2 than 1 (measured conv nets)
+    const double final_epoch_s = s * static_cast<double>(full_train.size()) * (per_worker < total_threads ? 0.55 : 1.0);
+    if (final_epoch_s * min_final_epochs <= final_s || o.models.size() > 0) families.push_back(fam);
+    say(fmt::format("deft auto: {:<13} {:.3f} ms/example -> {} s/epoch on all of train{}\n", fam, s * 1e3,
+                    static_cast<int64_t>(final_epoch_s),
+                    final_epoch_s * min_final_epochs <= final_s || o.models.size() > 0 ? "" : "  (too slow for this budget: skipped)"));
+  }
+  if (families.empty()) {  // nothing fits: the cheapest one
+    auto it = std::min_element(cost.begin(), cost.end(), [](auto& a, auto& b) { return a.second < b.second; });
+    families.push_back(it->first);
+  }
+  // trial subset: an epoch of the median family should take ~1/40 of the search budget
+  std::vector<double> costs;
+  for (auto& f : families) costs.push_back(cost[f]);
+  std::sort(costs.begin(), costs.end());
+  const double med = costs[costs.size() / 2];
+  int64_t n_search = o.search_examples > 0 ? o.search_examples
+                                           : static_cast<int64_t>(search_s / 40.0 * static_cast<double>(o.workers) / med);
+  n_search = std::clamp<int64_t>(n_search, std::min<int64_t>(search_pool.size(), 2000), search_pool.size());
+  data::Dataset search_train = search_pool;
+  if (n_search < search_pool.size()) {
+    auto parts = data::split_indices(search_pool.size(),
+                                     {static_cast<double>(n_search) / static_cast<double>(search_pool.size())},
+                                     o.seed ^ 0xabcULL, classify ? search_pool.labels : Tensor());
+    search_train = search_pool.subset(parts[0]);
+  }
+  say(fmt::format("deft auto: {} | families {} | trials on {} of {} training examples, validation {} | "
+                  "search {} then final {} | {} worker(s) x {} thread(s)\n",
+                  data::describe_splits(splits), fmt::join(families, ", "), search_train.size(), full_train.size(),
+                  val.size(), fmt_duration(search_s), fmt_duration(final_s), o.workers, per_worker));
+
+  // 3. search
+  const std::string url = o.storage.empty() ? "sqlite:///deft.db" : o.storage;
+  std::shared_ptr<track::StudyStore> store = track::open_study_store(url);
+  std::string study_name = o.study;
+  if (study_name.empty()) {
+    std::string stem = std::filesystem::path(o.data).filename().string();
+    if (stem.empty()) stem = "data";
+    study_name = fmt::format("auto-{}-{}", stem, static_cast<int64_t>(t_start));
+  }
+  if (auto existing = store->find_study(study_name); existing && existing->n_trials > 0 && !o.resume)
+    fail("auto: study '{}' already has {} trials in {}; pass --resume to continue it, or choose another --study",
+         study_name, existing->n_trials, url);
+  json sampler_opts = {{"seed", o.seed}};
+  if (o.sampler == "tpe") {
+    sampler_opts["constant_liar"] = o.workers > 1;
+    sampler_opts["multivariate"] = true;
+    sampler_opts["n_startup_trials"] = 8;
+  }
+  json pruner_opts = json::object();
+  if (o.pruner == "asha") pruner_opts = {{"min_resource", 1}, {"reduction_factor", 3}};
+  if (o.pruner == "hyperband") pruner_opts = {{"min_resource", 1}, {"max_resource", o.max_trial_epochs}, {"reduction_factor", 3}};
+  Study study(store, study_name, {maximize ? Direction::Maximize : Direction::Minimize}, make_sampler(o.sampler, sampler_opts),
+              make_pruner(o.pruner, pruner_opts));
+  store->set_study_user_attr(study.id(), "data", o.data);
+  store->set_study_user_attr(study.id(), "metric", "val_" + metric);
+  store->set_study_user_attr(study.id(), "families", families);
+
+  std::mutex best_mu;
+  double best_value = maximize ? -INFINITY : INFINITY;
+  const std::filesystem::path out_path(o.out.empty() ? "best.deft" : o.out);
+  const std::string best_trial_model = out_path.string() + ".best-trial.deft";
+  int64_t epochs_left = o.max_total_epochs > 0 ? o.max_total_epochs : 0;
+  std::mutex epochs_mu;
+  const double search_deadline = t_start + search_s;
+
+  auto objective = [&](Trial& t) -> std::vector<double> {
+    const json p = suggest_params(t, families, images);
+    json c = config_from_params(base, p);
+    c["epochs"] = o.max_trial_epochs;
+    c["seed"] = o.seed + static_cast<uint64_t>(t.number());
+    const train::TrainConfig tc = train::TrainConfig::from_json(c);
+    train::PreparedFit pf = train::prepare_fit(tc, search_train, &val);
+    int64_t budget_epochs = 0;
+    if (o.max_total_epochs > 0) {
+      std::lock_guard<std::mutex> lk(epochs_mu);
+      budget_epochs = std::min<int64_t>(o.max_trial_epochs, epochs_left);
+      if (budget_epochs <= 0) {
+        study.stop();
+        throw TrialPruned();
+      }
+      epochs_left -= budget_epochs;  // reserved; unused epochs are returned below
+    }
+    auto cb = std::make_shared<TrialCallback>(t, "val_" + metric, maximize, budget_epochs > 0 ? &budget_epochs : nullptr);
+    pf.options.callbacks.push_back(cb);
+    pf.options.verbose = o.verbose >= 2 ? 1 : 0;
+    pf.model.fit(search_train, pf.options);
+    if (o.max_total_epochs > 0) {
+      std::lock_guard<std::mutex> lk(epochs_mu);
+      epochs_left += budget_epochs;
+    }
+    t.set_user_attr("epochs", cb->epochs_done);
+    t.set_user_attr("epoch_s", cb->epoch_s);
+    t.set_user_attr("parameters", pf.model.net().num_parameters());
+    t.set_user_attr("train_examples", search_train.size());
+    if (cb->stopped) t.set_user_attr("stopped", budget_epochs > 0 || o.max_total_epochs == 0 ? "time budget" : "epoch budget");
+    if (cb->pruned || cb->stopped) throw TrialPruned();
+    const double value = cb->last;
+    {
+      std::lock_guard<std::mutex> lk(best_mu);
+      if (std::isfinite(value) && (maximize ? value > best_value : value < best_value)) {
+        best_value = value;
+        pf.model.provenance()["trial"] = t.number();
+        pf.model.provenance()["study"] = study_name;
+        pf.model.save(best_trial_model);
+      }
+    }
+    return {value};
+  };
+
+  OptimizeOptions oo;
+  oo.n_trials = o.max_trials;
+  oo.timeout_s = std::max(1.0, search_deadline - unix_now());
+  oo.workers = o.workers;
+  oo.threads = total_threads;
+  oo.converge_patience = 0;
+  int64_t n_done = 0, n_pruned = 0, n_failed = 0;
+  oo.on_trial_end = [&](const Study&, const TrialRecord& r) {
+    if (r.state == TrialState::Complete) ++n_done;
+    if (r.state == TrialState::Pruned) ++n_pruned;
+    if (r.state == TrialState::Fail) ++n_failed;
+    const std::string v = r.values.empty() ? "-" : fmt::format("{:.4f}", r.values[0]);
+    say(fmt::format("[{:>6}] trial {:>3} {:<8} val_{} {} after {} epoch(s) | done {} pruned {} failed {} | best {:.4f} | "
+                    "{} left | {}\n",
+                    fmt_duration(unix_now() - t_start), r.number, track::to_string(r.state), metric, v,
+                    r.last_step().value_or(0), n_done, n_pruned, n_failed, best_value, fmt_duration(deadline - unix_now()),
+                    short_params(r.param_json())));
+    if (r.state == TrialState::Fail && r.user_attrs.contains("fail_reason"))
+      say(fmt::format("         failed: {}\n", r.user_attrs["fail_reason"].dump()));
+  };
+  study.optimize(objective, oo);
+
+  // 4. finalise
+  const std::vector<TrialRecord> all = study.trials();
+  TrialRecord best = study.best_trial();  // InputError when no trial completed
+  const json best_params = best.param_json();
+  json fc = config_from_params(base, best_params);
+  const double trial_epoch_s = [&] {
+    std::vector<double> es;
+    if (best.user_attrs.contains("epoch_s"))
+      for (auto& x : best.user_attrs["epoch_s"]) es.push_back(x.get<double>());
+    if (es.empty()) return cost[best_params["model"].get<std::string>()] * static_cast<double>(search_train.size());
+    std::sort(es.begin(), es.end());
+    return es[es.size() / 2];
+  }();
+  const double scale = static_cast<double>(full_train.size()) / static_cast<double>(search_train.size()) *
+                       (per_worker < total_threads ? 0.55 : 1.0);
+  const double final_epoch_s = trial_epoch_s * scale + 0.02 * trial_epoch_s;
+  const double final_left = deadline - unix_now() - 10.0;  // test pass and writing
+  const int64_t fit_epochs = static_cast<int64_t>(std::floor(final_left * 0.92 / final_epoch_s));
+  const int64_t best_epochs = best.last_step().value_or(o.max_trial_epochs);
+  std::string final_mode;
+  train::Model final_model;
+  train::History final_history;
+  json final_cfg;
+  if (fit_epochs >= std::max<int64_t>(best_epochs, 2) || !std::filesystem::exists(best_trial_model)) {
+    final_mode = "retrained on train + validation";
+    final_cfg = fc;
+    final_cfg["epochs"] = std::clamp<int64_t>(fit_epochs, 1, 60);
+    final_cfg["schedule"] = {{"name", "cosine"}, {"warmup_epochs", 1}};
+    say(fmt::format("deft auto: best trial {} (val_{} {:.4f}); retraining it on all {} training examples for {} epochs "
+                    "(~{} an epoch)\n",
+                    best.number, metric, best.values[0], full_train.size(), final_cfg["epochs"].get<int64_t>(),
+                    fmt_duration(final_epoch_s)));
+    train::PreparedFit pf = train::prepare_fit(train::TrainConfig::from_json(final_cfg), full_train, nullptr);
+    auto dl = std::make_shared<DeadlineCallback>(deadline - 8.0);
+    pf.options.callbacks.push_back(dl);
+    pf.options.verbose = o.verbose >= 2 ? 1 : 0;
+    final_history = pf.model.fit(full_train, pf.options);
+    final_model = std::move(pf.model);
+    if (dl->hit) final_mode += fmt::format(" (stopped by the deadline after {} epochs)", final_model.epochs_trained());
+  } else {
+    final_mode = "the best trial's model (no time left to retrain)";
+    final_cfg = fc;
+    final_model = train::Model::load(best_trial_model);
+  }
+  std::error_code ec;
+  std::filesystem::remove(best_trial_model, ec);
+
+  // evaluation, files
+  train::Evaluation test_ev;
+  if (splits.test) test_ev = final_model.evaluate_full(*splits.test, {.batch_size = 256});
+  const train::Evaluation val_ev = final_model.evaluate_full(val, {.batch_size = 256});
+  final_model.provenance()["study"] = study_name;
+  final_model.provenance()["storage"] = url;
+  final_model.provenance()["best_trial"] = best.number;
+  final_model.provenance()["config"] = final_cfg;
+  final_model.save(out_path.string());
+
+  int64_t complete = 0, pruned = 0, failed = 0;
+  json board = json::array();
+  for (const auto& t : all) {
+    complete += t.state == TrialState::Complete;
+    pruned += t.state == TrialState::Pruned;
+    failed += t.state == TrialState::Fail;
+  }
+  AutoResult res;
+  res.leaderboard = leaderboard_table(all, study.directions());
+  auto eval_json = [&](const train::Evaluation& ev) {
+    json out = json::object();
+    for (auto& [k, v] : ev.logs)
+      if (k.find("_class_") == std::string::npos) out[k] = std::isfinite(v) ? json(v) : json(nullptr);
+    out["examples"] = ev.examples;
+    return out;
+  };
+  json m;
+  m["command"] = "auto";
+  m["dataset"] = o.data;
+  m["model"] = best_params["model"];
+  m["epochs"] = final_model.epochs_trained();
+  m["test"] = splits.test ? eval_json(test_ev) : json(nullptr);
+  m["val"] = eval_json(val_ev);
+  m["trials"] = {{"complete", complete}, {"pruned", pruned}, {"failed", failed}, {"total", static_cast<int64_t>(all.size())}};
+  m["best"] = {{"number", best.number}, {"params", best_params}, {"value", best.values[0]}, {"metric", "val_" + metric}};
+  m["final"] = final_mode;
+  m["study"] = study_name;
+  m["storage"] = url;
+  m["families"] = families;
+  m["search_train_examples"] = search_train.size();
+  m["time_budget_s"] = o.time_budget_s;
+  m["search_s"] = search_s;
+  m["workers"] = o.workers;
+  m["threads"] = total_threads;
+  m["train_samples_per_s"] = 0.0;
+  if (!final_history.epochs.empty()) {
+    std::vector<double> sps;
+    for (auto& l : final_history.epochs) sps.push_back(l.at("samples_per_s"));
+    std::sort(sps.begin(), sps.end());
+    m["train_samples_per_s"] = sps[sps.size() / 2];
+  }
+  for (const auto& t : all)
+    if (t.state == TrialState::Complete || t.state == TrialState::Pruned) board.push_back(trial_json(t));
+  m["leaderboard"] = board;
+  m["wall_s"] = unix_now() - t_start;
+  m["peak_rss_mib"] = train::peak_rss_mib();
+  m["config"] = final_cfg;
+  m["model_file"] = out_path.string();
+  if (!o.metrics_out.empty()) write_file_atomically(o.metrics_out, m.dump(2) + "\n");
+  res.metrics = m;
+  say(fmt::format("\nLeaderboard (study '{}' in {}):\n{}", study_name, url, res.leaderboard));
+  if (splits.test)
+    say(fmt::format("deft auto: {} | test accuracy {:.4f} | {} complete, {} pruned, {} failed | {} | model {}\n", final_mode,
+                    test_ev.logs.count("accuracy") ? test_ev.logs.at("accuracy") : NAN, complete, pruned, failed,
+                    fmt_duration(unix_now() - t_start), out_path.string()));
+  return res;
+}
+
+}  // namespace deft::tune

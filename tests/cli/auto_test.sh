@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# deft auto and deft study as a user runs them: a hard time budget, the files written,
+# the study read back from SQLite, resume, and the error style.
+# usage: auto_test.sh path/to/deft
+set -u
+DEFT="$1"
+TMP="$(mktemp -d)"
+trap 'rm -rf "$TMP"' EXIT
+fails=0
+check() {  # check NAME EXPECTED_RC REGEX -- command...
+  local name="$1" want_rc="$2" regex="$3"; shift 4
+  local out rc
+  out="$("$@" 2>&1)"; rc=$?
+  if [ "$rc" -ne "$want_rc" ]; then echo "FAIL $name: exit $rc, expected $want_rc; output: $out"; fails=$((fails+1)); return; fi
+  if ! grep -qE -- "$regex" <<<"$out"; then echo "FAIL $name: output does not match /$regex/: $out"; fails=$((fails+1)); return; fi
+  echo "ok   $name"
+}
+# pycheck NAME FILE PYTHON-EXPRESSION-ON-m: asserts on a metrics JSON file
+pycheck() {
+  local name="$1" file="$2" expr="$3"
+  if /usr/bin/python3 -c "import json,sys; m=json.load(open(sys.argv[1])); sys.exit(0 if ($expr) else 1)" "$file"; then
+    echo "ok   $name"
+  else
+    echo "FAIL $name: not ($expr) in $(cat "$file" | head -c 2000)"; fails=$((fails+1))
+  fi
+}
+
+/usr/bin/python3 - "$TMP/blobs.csv" <<'PY'
+import random, sys
+random.seed(0)
+with open(sys.argv[1], "w") as f:
+    f.write("x1,x2,x3,colour,label\n")
+    for i in range(600):
+        c = i % 3
+        xs = [random.gauss(3.0 if k == c else 0.0, 1.0) for k in range(3)]
+        f.write("%.4f,%.4f,%.4f,%s,%s\n" % (*xs, random.choice(["red", "blue"]), ["ant", "bee", "cat"][c]))
+PY
+DB="sqlite:///$TMP/studies.db"
+
+check auto-help 0 '--time-budget' -- "$DEFT" auto --help
+check study-help 0 'export' -- "$DEFT" study --help
+start=$(date +%s%N)
+check auto-table 0 'test accuracy 0\.9[0-9]+' -- "$DEFT" auto --data "$TMP/blobs.csv" --target label --time-budget 15s \
+  --storage "$DB" --study blobs --out "$TMP/blobs.deft" --metrics-out "$TMP/blobs.json" --threads 1
+wall=$(( ($(date +%s%N) - start) / 1000000 ))
+# hard budget: 15 s of search and training, plus loading and the test pass
+if [ "$wall" -lt 22000 ]; then echo "ok   auto-budget-hard ($wall ms)"; else echo "FAIL auto-budget-hard: $wall ms for a 15 s budget"; fails=$((fails+1)); fi
+pycheck auto-metrics-keys "$TMP/blobs.json" \
+  'm["command"]=="auto" and m["test"]["accuracy"]>=0.9 and m["trials"]["complete"]>=3 and m["best"]["params"]["model"] in ("mlp","linear") and len(m["leaderboard"])==m["trials"]["complete"]+m["trials"]["pruned"] and m["study"]=="blobs"'
+pycheck auto-families-tabular "$TMP/blobs.json" 'sorted(m["families"])==["linear","mlp"]'
+check auto-model-predicts 0 '"label": "(ant|bee|cat)"' -- "$DEFT" predict --model "$TMP/blobs.deft" --input "$TMP/blobs.csv"
+check auto-model-evaluates 0 'accuracy' -- "$DEFT" eval --model "$TMP/blobs.deft" --data "$TMP/blobs.csv" --target label
+
+# the study, read back from the store
+check study-list 0 '^blobs +maximize' -- "$DEFT" study list --storage "$DB"
+check study-show 0 'study blobs \(maximize\)' -- "$DEFT" study show blobs --storage "$DB"
+check study-best 0 '"params"' -- "$DEFT" study best blobs --storage "$DB" --format json
+"$DEFT" study export blobs --storage "$DB" --output "$TMP/blobs.csv.out"
+total=$(/usr/bin/python3 -c "import json; print(json.load(open('$TMP/blobs.json'))['trials']['total'])")
+rows=$(($(wc -l < "$TMP/blobs.csv.out") - 1))
+if [ "$rows" -eq "$total" ]; then echo "ok   study-export-rows ($rows)"; else echo "FAIL study-export-rows: $rows rows, $total trials"; fails=$((fails+1)); fi
+"$DEFT" study export blobs --storage "$DB" --format json --output "$TMP/blobs.export.json"
+pycheck study-export-json "$TMP/blobs.export.json" 'len(m["trials"])=='"$total"' and all("state" in t and "params" in t for t in m["trials"])'
+
+# the same study again: refused without --resume, continued with it
+check auto-study-exists 2 "^deft: error: .*study 'blobs' already has [0-9]+ trials.*--resume" -- \
+  "$DEFT" auto --data "$TMP/blobs.csv" --target label --time-budget 5s --storage "$DB" --study blobs
+check auto-resume 0 'Leaderboard' -- "$DEFT" auto --data "$TMP/blobs.csv" --target label --time-budget 8s --storage "$DB" \
+  --study blobs --resume --out "$TMP/blobs2.deft" --metrics-out "$TMP/blobs2.json" --threads 1
+pycheck auto-resume-grows "$TMP/blobs2.json" 'm["trials"]["total"]>'"$total"
+
+# bad input: exit 2 with the field named
+check auto-bad-budget 2 "^deft: error: duration 'ten'" -- "$DEFT" auto --data "$TMP/blobs.csv" --target label --time-budget ten
+check auto-bad-storage 2 "^deft: error: .*nowhere" -- "$DEFT" auto --data "$TMP/blobs.csv" --target label --time-budget 5s \
+  --storage "sqlite:///$TMP/nowhere/dir/x.db"
+check auto-bad-data 2 "^deft: error: .*no-such-file.csv" -- "$DEFT" auto --data "$TMP/no-such-file.csv" --time-budget 5s --storage "$DB"
+check study-missing 2 "^deft: error: study 'nope' is not in" -- "$DEFT" study show nope --storage "$DB"
+printf 'this is not a database, just text that is long enough to fill a page header.......' > "$TMP/bad.db"
+check study-corrupt-db 2 "^deft: error: .*bad.db" -- "$DEFT" study list --storage "sqlite:///$TMP/bad.db"
+
+# images: Fashion-MNIST, the MLP family only, a 40 s budget, two workers
+if [ -d /usr/share/datasets/fashion-mnist ]; then
+  start=$(date +%s%N)
+  check auto-fashion 0 'test accuracy 0\.[789][0-9]+' -- "$DEFT" auto --data fashion-mnist --time-budget 40s --models mlp \
+    --workers 2 --storage "$DB" --study fmnist --out "$TMP/f.deft" --metrics-out "$TMP/f.json"
+  wall=$(( ($(date +%s%N) - start) / 1000000 ))
+  if [ "$wall" -lt 52000 ]; then echo "ok   auto-fashion-budget-hard ($wall ms)"; else echo "FAIL auto-fashion-budget-hard: $wall ms for 40 s"; fails=$((fails+1)); fi
+  pycheck auto-fashion-metrics "$TMP/f.json" 'm["test"]["accuracy"]>=0.75 and m["trials"]["complete"]+m["trials"]["pruned"]>=2 and m["workers"]==2 and m["test"]["examples"]==10000'
+fi
+
+echo "auto_test: $fails failure(s)"
+[ "$fails" -eq 0 ]
