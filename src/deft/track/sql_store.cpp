@@ -50,10 +50,13 @@ class SqlStudyStore final : public StudyStore {
     json dirs = json::array();
     for (Direction d : directions) dirs.push_back(to_string(d));
     return transact(true, [&] {
-      auto rows = db_->query("SELECT id, directions FROM studies WHERE name = ?", {text(name)});
-      if (rows.empty())
-        rows = db_->query("INSERT INTO studies (name, directions, created) VALUES (?, ?, ?) RETURNING id, directions",
-                          {text(name), text(dirs.dump()), real(unix_now())});
+      const std::string find = "SELECT id, directions FROM studies WHERE name = ?";
+      auto rows = db_->query(find, {text(name)});
+      if (rows.empty()) {  // another process may be creating it right now: then theirs is kept
+        db_->query("INSERT INTO studies (name, directions, created) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING",
+                   {text(name), text(dirs.dump()), real(unix_now())});
+        rows = db_->query(find, {text(name)});
+      }
       const std::string stored = sql_text(rows[0][1]);
       DEFT_CHECK(json::parse(stored) == dirs, "{}: study '{}' exists with directions {}, not {}", url(), name, stored,
                  dirs.dump());
