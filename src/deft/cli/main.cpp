@@ -387,6 +387,8 @@ int main(int argc, char** argv) {
   auto_cmd->add_option("--pruner", au.o.pruner, "asha (default), hyperband, median, none")
       ->check(CLI::IsMember({"asha", "successive_halving", "hyperband", "median", "percentile", "none"}));
   auto_cmd->add_option("--search-examples", au.o.search_examples, "Training examples per trial (default: from the budget)");
+  auto_cmd->add_option("--threads", au.o.threads, "Cores for the whole run, split between workers (default: all)")
+      ->check(CLI::NonNegativeNumber);
   auto_cmd->add_option("--seed", au.o.seed, "Seed of the search and of every trial");
   auto_cmd->add_option("--verbose", au.o.verbose, "0 quiet, 1 a line per trial (default), 2 also training progress");
 
@@ -430,7 +432,7 @@ int main(int argc, char** argv) {
     if (eval_cmd->parsed()) return run_eval(ev);
     if (predict_cmd->parsed()) return run_predict(pr);
     if (auto_cmd->parsed()) {
-      if (threads > 0) au.o.threads = threads;
+      if (threads > 0 && au.o.threads == 0) au.o.threads = threads;
       return run_auto_cmd(au);
     }
     if (study_cmd->parsed()) return run_study_cmd(study_what, st);

@@ -26,6 +26,8 @@ using track::unix_now;
 
 namespace {
 
+constexpr int64_t kMaxFinalEpochs = 30;
+
 // Reports each epoch's validation value to the trial, prunes, and stops at the deadline.
 class TrialCallback : public train::Callback {
  public:
@@ -71,21 +73,43 @@ class TrialCallback : public train::Callback {
   int64_t* epochs_budget_;
 };
 
-// Stops the final training at the deadline.
-class DeadlineCallback : public train::Callback {
+// The final training's learning rate: a linear warmup over the first 3% of the time, then
+// cosine annealing to 0 over the time the training has, which is the final phase's
+// budget or, when that is more than max_epochs need, the time they take (re-estimated
+// after every epoch). Stops at the deadline. Time-based, so the schedule ends annealed
+// however fast the machine turns out to be.
+class TimeCosine : public train::Callback {
  public:
-  explicit DeadlineCallback(double deadline) : deadline_(deadline) {}
-  std::string name() const override { return "Deadline"; }
+  TimeCosine(double budget_s, int64_t max_epochs) : budget_s_(budget_s), max_epochs_(max_epochs) {}
+  std::string name() const override { return "TimeCosine"; }
+  void on_train_begin(train::Model& m) override {
+    base_lr_ = m.optimizer()->lr();
+    t0_ = unix_now();
+    duration_ = budget_s_;
+  }
+  void on_batch_begin(train::Model& m, int64_t) override {
+    const double f = std::clamp((unix_now() - t0_) / duration_, 0.0, 1.0);
+    const double warm = 0.03;
+    const double lr = f < warm ? base_lr_ * (0.1 + 0.9 * f / warm)
+                               : base_lr_ * 0.5 * (1 + std::cos(M_PI * (f - warm) / (1 - warm)));
+    m.optimizer()->set_lr(lr);
+  }
   void on_batch_end(train::Model& m, int64_t, const train::Logs&) override {
-    if (unix_now() >= deadline_) {
+    if (unix_now() - t0_ >= budget_s_) {
       m.stop_training = true;
-      hit = true;
+      hit_deadline = true;
     }
   }
-  bool hit = false;
+  void on_epoch_end(train::Model&, int64_t epoch, const train::Logs&) override {
+    const double per_epoch = (unix_now() - t0_) / static_cast<double>(epoch + 1);
+    duration_ = std::min(budget_s_, per_epoch * static_cast<double>(max_epochs_));
+  }
+  bool hit_deadline = false;
 
  private:
-  double deadline_;
+  double budget_s_;
+  int64_t max_epochs_;
+  double base_lr_ = 0, t0_ = 0, duration_ = 1;
 };
 
 std::string fmt_duration(double s) {
@@ -247,8 +271,7 @@ AutoResult run_auto(const AutoOptions& o) {
   if (candidates.empty())
     candidates = images ? std::vector<std::string>{"simple_cnn", "lenet5", "vgg_small", "resnet_small", "mlp"}
                         : std::vector<std::string>{"mlp", "linear"};
-  const double search_s = o.time_budget_s * o.search_fraction;
-  const double final_s = o.time_budget_s - search_s;
+  const double final_share = o.time_budget_s * (1.0 - o.search_fraction);  // at most this for finalising
   const int per_worker = std::max(1, total_threads / o.workers);
   std::map<std::string, double> cost;  // seconds per example, at default knobs, at the trial's threads
   std::vector<std::string> families;
@@ -258,11 +281,19 @@ AutoResult run_auto(const AutoOptions& o) {
     cost[fam] = s;
     // the final training runs with all threads: ~1.8x faster on 2 than 1 (measured conv nets)
     const double final_epoch_s = s * static_cast<double>(full_train.size()) * (per_worker < total_threads ? 0.55 : 1.0);
-    if (final_epoch_s * min_final_epochs <= final_s || o.models.size() > 0) families.push_back(fam);
+    if (final_epoch_s * min_final_epochs <= final_share || o.models.size() > 0) families.push_back(fam);
     say(fmt::format("deft auto: {:<13} {:.3f} ms/example -> {} s/epoch on all of train{}\n", fam, s * 1e3,
                     static_cast<int64_t>(final_epoch_s),
-                    final_epoch_s * min_final_epochs <= final_s || o.models.size() > 0 ? "" : "  (too slow for this budget: skipped)"));
+                    final_epoch_s * min_final_epochs <= final_share || o.models.size() > 0 ? "" : "  (too slow for this budget: skipped)"));
   }
+  // The final phase needs at most kMaxFinalEpochs epochs of the costliest family chosen
+  // (plus the test pass); whatever the data does not need of its share goes to the search.
+  double final_need = 0;
+  for (const auto& fam : families)
+    final_need = std::max(final_need, cost[fam] * static_cast<double>(full_train.size()) *
+                                          (per_worker < total_threads ? 0.55 : 1.0) * kMaxFinalEpochs * 1.15);
+  const double final_s = std::min(final_share, final_need + 2.0 + 0.02 * o.time_budget_s);
+  const double search_s = std::max(0.0, o.time_budget_s - final_s - (unix_now() - t_start));
   if (families.empty()) {  // nothing fits: the cheapest one
     auto it = std::min_element(cost.begin(), cost.end(), [](auto& a, auto& b) { return a.second < b.second; });
     families.push_back(it->first);
@@ -320,7 +351,7 @@ AutoResult run_auto(const AutoOptions& o) {
   const std::string best_trial_model = out_path.string() + ".best-trial.deft";
   int64_t epochs_left = o.max_total_epochs > 0 ? o.max_total_epochs : 0;
   std::mutex epochs_mu;
-  const double search_deadline = t_start + search_s;
+  const double search_deadline = unix_now() + search_s;
 
   auto objective = [&](Trial& t) -> std::vector<double> {
     const json p = suggest_params(t, families, images);
@@ -371,7 +402,7 @@ AutoResult run_auto(const AutoOptions& o) {
   oo.timeout_s = std::max(1.0, search_deadline - unix_now());
   oo.workers = o.workers;
   oo.threads = total_threads;
-  oo.converge_patience = 0;
+  oo.converge_patience = 30;  // 30 finished trials without a better value: converged
   int64_t n_done = 0, n_pruned = 0, n_failed = 0;
   oo.on_trial_end = [&](const Study&, const TrialRecord& r) {
     if (r.state == TrialState::Complete) ++n_done;
@@ -404,32 +435,32 @@ AutoResult run_auto(const AutoOptions& o) {
   const double scale = static_cast<double>(full_train.size()) / static_cast<double>(search_train.size()) *
                        (per_worker < total_threads ? 0.55 : 1.0);
   const double final_epoch_s = trial_epoch_s * scale + 0.02 * trial_epoch_s;
-  const double final_left = deadline - unix_now() - 10.0;  // test pass and writing
-  const int64_t fit_epochs = static_cast<int64_t>(std::floor(final_left * 0.92 / final_epoch_s));
+  const double final_left = deadline - unix_now() - std::min(10.0, 0.03 * o.time_budget_s);  // test pass, writing
+  const int64_t fit_epochs = static_cast<int64_t>(std::floor(final_left / final_epoch_s));
   const int64_t best_epochs = best.last_step().value_or(o.max_trial_epochs);
   std::string final_mode;
   train::Model final_model;
   train::History final_history;
-  json final_cfg;
+  json final_cfg = fc;
   if (fit_epochs >= std::max<int64_t>(best_epochs, 2) || !std::filesystem::exists(best_trial_model)) {
-    final_mode = "retrained on train + validation";
-    final_cfg = fc;
-    final_cfg["epochs"] = std::clamp<int64_t>(fit_epochs, 1, 60);
-    final_cfg["schedule"] = {{"name", "cosine"}, {"warmup_epochs", 1}};
-    say(fmt::format("deft auto: best trial {} (val_{} {:.4f}); retraining it on all {} training examples for {} epochs "
-                    "(~{} an epoch)\n",
-                    best.number, metric, best.values[0], full_train.size(), final_cfg["epochs"].get<int64_t>(),
-                    fmt_duration(final_epoch_s)));
-    train::PreparedFit pf = train::prepare_fit(train::TrainConfig::from_json(final_cfg), full_train, nullptr);
-    auto dl = std::make_shared<DeadlineCallback>(deadline - 8.0);
-    pf.options.callbacks.push_back(dl);
+    final_cfg["epochs"] = kMaxFinalEpochs;
+    final_cfg["schedule"] = {{"name", "cosine"}, {"over", "time"}, {"seconds", final_left}};
+    say(fmt::format("deft auto: best trial {} (val_{} {:.4f}); retraining it on all {} training examples for {} "
+                    "(about {} epochs, cosine learning rate over the time)\n",
+                    best.number, metric, best.values[0], full_train.size(), fmt_duration(final_left),
+                    std::min(fit_epochs, kMaxFinalEpochs)));
+    json cfg_fit = final_cfg;
+    cfg_fit["schedule"] = nullptr;
+    train::PreparedFit pf = train::prepare_fit(train::TrainConfig::from_json(cfg_fit), full_train, nullptr);
+    auto tc = std::make_shared<TimeCosine>(std::max(1.0, final_left), kMaxFinalEpochs);
+    pf.options.callbacks.push_back(tc);
     pf.options.verbose = o.verbose >= 2 ? 1 : 0;
     final_history = pf.model.fit(full_train, pf.options);
     final_model = std::move(pf.model);
-    if (dl->hit) final_mode += fmt::format(" (stopped by the deadline after {} epochs)", final_model.epochs_trained());
+    final_mode = fmt::format("retrained on train + validation for {} epochs", final_model.epochs_trained());
+    if (tc->hit_deadline) final_mode += " (the last one cut at the deadline)";
   } else {
     final_mode = "the best trial's model (no time left to retrain)";
-    final_cfg = fc;
     final_model = train::Model::load(best_trial_model);
   }
   std::error_code ec;
