@@ -48,7 +48,7 @@ if [ "$wall" -lt 22000 ]; then echo "ok   auto-budget-hard ($wall ms)"; else ech
 pycheck auto-metrics-keys "$TMP/blobs.json" \
   'm["command"]=="auto" and m["test"]["accuracy"]>=0.9 and m["trials"]["complete"]>=3 and m["best"]["params"]["model"] in ("mlp","linear") and len(m["leaderboard"])==m["trials"]["complete"]+m["trials"]["pruned"] and m["study"]=="blobs"'
 pycheck auto-families-tabular "$TMP/blobs.json" 'sorted(m["families"])==["linear","mlp"]'
-check auto-model-predicts 0 '"label": "(ant|bee|cat)"' -- "$DEFT" predict --model "$TMP/blobs.deft" --input "$TMP/blobs.csv"
+check auto-model-predicts 0 '"label": ?"(ant|bee|cat)"' -- "$DEFT" predict --model "$TMP/blobs.deft" --input "$TMP/blobs.csv"
 check auto-model-evaluates 0 'accuracy' -- "$DEFT" eval --model "$TMP/blobs.deft" --data "$TMP/blobs.csv" --target label
 
 # the study, read back from the store

@@ -444,14 +444,12 @@ AutoResult run_auto(const AutoOptions& o) {
   json final_cfg = fc;
   if (fit_epochs >= std::max<int64_t>(best_epochs, 2) || !std::filesystem::exists(best_trial_model)) {
     final_cfg["epochs"] = kMaxFinalEpochs;
-    final_cfg["schedule"] = {{"name", "cosine"}, {"over", "time"}, {"seconds", final_left}};
+    final_cfg["schedule"] = nullptr;  // TimeCosine below: a cosine over the final phase's time
     say(fmt::format("deft auto: best trial {} (val_{} {:.4f}); retraining it on all {} training examples for {} "
                     "(about {} epochs, cosine learning rate over the time)\n",
                     best.number, metric, best.values[0], full_train.size(), fmt_duration(final_left),
                     std::min(fit_epochs, kMaxFinalEpochs)));
-    json cfg_fit = final_cfg;
-    cfg_fit["schedule"] = nullptr;
-    train::PreparedFit pf = train::prepare_fit(train::TrainConfig::from_json(cfg_fit), full_train, nullptr);
+    train::PreparedFit pf = train::prepare_fit(train::TrainConfig::from_json(final_cfg), full_train, nullptr);
     auto tc = std::make_shared<TimeCosine>(std::max(1.0, final_left), kMaxFinalEpochs);
     pf.options.callbacks.push_back(tc);
     pf.options.verbose = o.verbose >= 2 ? 1 : 0;
@@ -474,6 +472,7 @@ AutoResult run_auto(const AutoOptions& o) {
   final_model.provenance()["storage"] = url;
   final_model.provenance()["best_trial"] = best.number;
   final_model.provenance()["config"] = final_cfg;
+  final_model.provenance()["final"] = final_mode;
   final_model.save(out_path.string());
 
   int64_t complete = 0, pruned = 0, failed = 0;
