@@ -69,6 +69,25 @@ check auto-resume 0 'Leaderboard' -- "$DEFT" auto --data "$TMP/blobs.csv" --targ
   --study blobs --resume --out "$TMP/blobs2.deft" --metrics-out "$TMP/blobs2.json" --threads 1
 pycheck auto-resume-grows "$TMP/blobs2.json" 'm["trials"]["total"]>'"$total"
 
+# a search space from YAML: only what it allows is tried
+cat > "$TMP/space.yaml" <<'YAML'
+model: [mlp]
+lr: {low: 1.0e-3, high: 1.0e-2, log: true}
+hidden_units: {low: 16, high: 64, log: true}
+optimizer: adam
+dropout: {low: 0.0, high: 0.3, when: {model: mlp}}
+YAML
+check auto-space 0 'Leaderboard' -- "$DEFT" auto --data "$TMP/blobs.csv" --target label --time-budget 6s --storage "$DB" \
+  --study spaced --space "$TMP/space.yaml" --out "$TMP/s.deft" --metrics-out "$TMP/space.json" --threads 1
+pycheck auto-space-respected "$TMP/space.json" \
+  'all(t["params"]["model"]=="mlp" and 1e-3<=t["params"]["lr"]<=1e-2 and 16<=t["params"]["hidden_units"]<=64 and t["params"]["optimizer"]=="adam" and 0<=t["params"]["dropout"]<=0.3 and set(t["params"])=={"model","lr","hidden_units","optimizer","dropout"} for t in m["leaderboard"]) and len(m["leaderboard"])>=3'
+printf 'model: [mlp]\nlearning_rate: {low: 0.1, high: 0.2}\n' > "$TMP/badspace.yaml"
+check auto-space-bad-key 2 "^deft: error: .*badspace.yaml: unknown search-space key 'learning_rate'" -- \
+  "$DEFT" auto --data "$TMP/blobs.csv" --target label --time-budget 5s --storage "$DB" --space "$TMP/badspace.yaml"
+printf 'model: [mlp]\nlr: {low: 0.5, high: 0.1}\n' > "$TMP/badrange.yaml"
+check auto-space-bad-range 2 "^deft: error: .*badrange.yaml: search-space key 'lr': .*low 0.5 must be <= high 0.1" -- \
+  "$DEFT" auto --data "$TMP/blobs.csv" --target label --time-budget 5s --storage "$DB" --space "$TMP/badrange.yaml"
+
 # bad input: exit 2 with the field named
 check auto-bad-budget 2 "^deft: error: duration 'ten'" -- "$DEFT" auto --data "$TMP/blobs.csv" --target label --time-budget ten
 check auto-bad-storage 2 "^deft: error: .*nowhere" -- "$DEFT" auto --data "$TMP/blobs.csv" --target label --time-budget 5s \

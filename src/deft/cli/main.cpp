@@ -382,6 +382,9 @@ int main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   auto_cmd->add_option("--search-fraction", au.o.search_fraction, "Share of the budget spent searching (default 0.5)");
   auto_cmd->add_option("--models", au.o.models, "Restrict the model families searched");
+  auto_cmd->add_option("--space", au.o.space_file,
+                       "YAML/JSON search space replacing the built-in one, e.g. lr: {low: 1.0e-4, high: 1.0e-2, log: true}; "
+                       "model: [simple_cnn, mlp]; depth: {low: 1, high: 3, when: {model: simple_cnn}}");
   auto_cmd->add_option("--sampler", au.o.sampler, "tpe (default), random, sobol")
       ->check(CLI::IsMember({"tpe", "random", "sobol", "qmc"}));
   auto_cmd->add_option("--pruner", au.o.pruner, "asha (default), hyperband, median, none")

@@ -129,8 +129,9 @@ class StudyStore {
   virtual std::vector<TrialRecord> trials(int64_t study_id) = 0;  // ordered by number
 };
 
-// "sqlite:///abs/path.db", "sqlite:///rel.db" (relative to the working folder),
-// a plain path (SQLite), or "postgresql://user@host:port/db" (libpq connection URI).
+// "sqlite:///rel.db" (relative to the working folder), "sqlite:////abs/path.db"
+// (absolute: SQLAlchemy's and Optuna's rule), a plain path (SQLite), or
+// "postgresql://user@host:port/db" (libpq connection URI).
 // InputError names the URL when it cannot be opened.
 std::unique_ptr<StudyStore> open_study_store(const std::string& url);
 

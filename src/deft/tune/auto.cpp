@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "deft/data/split.h"
+#include "deft/nn/zoo.h"
 #include "deft/tensor/error.h"
 #include "deft/tensor/file_io.h"
 #include "deft/tensor/parallel.h"
@@ -28,11 +29,17 @@ namespace {
 
 constexpr int64_t kMaxFinalEpochs = 30;
 
+struct SpaceDim {
+  std::string name;
+  Distribution dist;
+  json when = json::object();
+};
+
 // Reports each epoch's validation value to the trial, prunes, and stops at the deadline.
 class TrialCallback : public train::Callback {
  public:
-  TrialCallback(Trial& trial, std::string key, bool maximize, int64_t* epochs_budget)
-      : trial_(trial), key_(std::move(key)), maximize_(maximize), epochs_budget_(epochs_budget) {}
+  TrialCallback(Trial& trial, std::string key, bool maximize, int64_t* epochs_budget, int64_t max_epochs)
+      : trial_(trial), key_(std::move(key)), maximize_(maximize), epochs_budget_(epochs_budget), max_epochs_(max_epochs) {}
   std::string name() const override { return "TrialCallback"; }
   void on_batch_end(train::Model& m, int64_t, const train::Logs&) override {
     if (trial_.should_stop()) {
@@ -54,7 +61,8 @@ class TrialCallback : public train::Callback {
       stopped = true;
       return;
     }
-    if (trial_.should_prune()) {
+    // the last epoch ends the trial as complete: nothing is saved by pruning it
+    if (epoch + 1 < max_epochs_ && trial_.should_prune()) {
       m.stop_training = true;
       pruned = true;
     }
@@ -71,6 +79,7 @@ class TrialCallback : public train::Callback {
   std::string key_;
   bool maximize_;
   int64_t* epochs_budget_;
+  int64_t max_epochs_;
 };
 
 // The final training's learning rate: a linear warmup over the first 3% of the time, then
@@ -138,11 +147,7 @@ bool metric_maximized(const std::string& metric) { return metric != "loss" && me
 json config_from_params(const json& base, const json& p) {
   json c = base;
   c["model"] = p.at("model");
-  c["lr"] = p.at("lr");
-  c["batch_size"] = p.at("batch_size");
-  c["optimizer"] = p.at("optimizer");
-  if (p.contains("weight_decay")) c["weight_decay"] = p["weight_decay"];
-  for (const char* k : {"width", "depth", "dropout", "activation"})
+  for (const char* k : {"lr", "batch_size", "optimizer", "weight_decay", "width", "depth", "dropout", "activation"})
     if (p.contains(k)) c[k] = p[k];
   if (p.contains("hidden_units")) {
     const int64_t layers = p.value("hidden_layers", int64_t{1});
@@ -173,6 +178,93 @@ json suggest_params(Trial& t, const std::vector<std::string>& families, bool ima
   }
   if (images && fam != "linear") t.suggest_categorical("augment", std::vector<std::string>{"none", "crop:2,flip:0.5"});
   if (fam != "linear") t.suggest_float("label_smoothing", 0.0, 0.1);
+  return t.params();
+}
+
+const std::vector<std::string>& space_keys() {
+  static const std::vector<std::string> k = {"model", "lr", "batch_size", "optimizer", "weight_decay", "width", "depth",
+                                             "dropout", "activation", "hidden_units", "hidden_layers", "augment",
+                                             "label_smoothing"};
+  return k;
+}
+
+// The search space of a YAML (or JSON) file, in file order:
+//   model: [simple_cnn, mlp]                         # a list: one of these
+//   lr: {low: 1.0e-4, high: 1.0e-2, log: true}       # a float range (step: for a grid)
+//   hidden_units: {low: 64, high: 512, log: true, type: int}   # ints: type int, or integer bounds
+//   depth: {low: 1, high: 3, when: {model: simple_cnn}}        # only when earlier values match
+//   optimizer: adam                                  # a single value: fixed
+// Keys are the training-config keys space_keys() lists; what the file leaves out takes the
+// family's default. InputError names the file and the key.
+std::vector<SpaceDim> read_space_file(const std::string& path) {
+  const json j = train::load_config_file(path);
+  std::vector<SpaceDim> dims;
+  // load_config_file gives an ordered view only through YAML iteration order; nlohmann's
+  // object is sorted, so "model" first, then the rest: conditions may only refer to model
+  // or to keys sorted before them.
+  std::vector<std::string> order;
+  if (j.contains("model")) order.push_back("model");
+  for (auto it = j.begin(); it != j.end(); ++it)
+    if (it.key() != "model") order.push_back(it.key());
+  for (const std::string& key : order) {
+    const json& v = j[key];
+    DEFT_CHECK(std::find(space_keys().begin(), space_keys().end(), key) != space_keys().end(),
+               "{}: unknown search-space key '{}' (valid: {})", path, key, fmt::join(space_keys(), ", "));
+    SpaceDim d;
+    d.name = key;
+    try {
+      if (v.is_array()) {
+        d.dist = Distribution::categorical(v.get<std::vector<json>>());
+      } else if (v.is_object()) {
+        json r = v;
+        if (r.contains("when")) {
+          d.when = r["when"];
+          DEFT_CHECK(d.when.is_object(), "'when' must map earlier keys to a value or a list of values");
+          r.erase("when");
+        }
+        if (r.contains("choices")) {
+          d.dist = Distribution::categorical(r["choices"].get<std::vector<json>>());
+        } else {
+          DEFT_CHECK(r.contains("low") && r.contains("high"), "a range needs 'low' and 'high', got {}", v.dump());
+          const bool is_int = r.value("type", std::string(r["low"].is_number_integer() && r["high"].is_number_integer()
+                                                              ? "int" : "float")) == "int";
+          d.dist = is_int ? Distribution::int_range(r["low"].get<int64_t>(), r["high"].get<int64_t>(),
+                                                    r.value("log", false), r.value("step", int64_t{1}))
+                          : Distribution::float_range(r["low"].get<double>(), r["high"].get<double>(),
+                                                      r.value("log", false), r.value("step", 0.0));
+        }
+      } else {
+        d.dist = Distribution::categorical({v});
+      }
+    } catch (const InputError& e) {
+      fail("{}: search-space key '{}': {}", path, key, e.what());
+    } catch (const json::exception& e) {
+      fail("{}: search-space key '{}': {}", path, key, e.what());
+    }
+    for (auto it = d.when.begin(); it != d.when.end(); ++it)
+      DEFT_CHECK(std::any_of(dims.begin(), dims.end(), [&](const SpaceDim& x) { return x.name == it.key(); }),
+                 "{}: search-space key '{}': its condition names '{}', which is not an earlier key", path, key, it.key());
+    dims.push_back(std::move(d));
+  }
+  return dims;
+}
+
+json suggest_from_space(Trial& t, const std::vector<SpaceDim>& dims, const std::vector<std::string>& families) {
+  bool has_model = false;
+  for (const SpaceDim& d : dims) {
+    has_model |= d.name == "model";
+    bool active = true;
+    const json chosen = t.params();
+    for (auto it = d.when.begin(); it != d.when.end(); ++it) {
+      const json& want = it.value();
+      const bool match = chosen.contains(it.key()) &&
+                         (want.is_array() ? std::find(want.begin(), want.end(), chosen[it.key()]) != want.end()
+                                          : chosen[it.key()] == want);
+      active = active && match;
+    }
+    if (active) t.suggest(d.name, d.dist);
+  }
+  if (!has_model) t.suggest_categorical("model", families);
   return t.params();
 }
 
@@ -267,7 +359,18 @@ AutoResult run_auto(const AutoOptions& o) {
              full_train.size());
 
   // 2. families and their cost
+  const std::vector<SpaceDim> space = o.space_file.empty() ? std::vector<SpaceDim>{} : read_space_file(o.space_file);
   std::vector<std::string> candidates = o.models;
+  const bool user_families = !o.models.empty() || std::any_of(space.begin(), space.end(), [](const SpaceDim& d) {
+    return d.name == "model";
+  });
+  for (const SpaceDim& d : space)
+    if (d.name == "model" && candidates.empty())
+      for (const json& c : d.dist.choices) {
+        DEFT_CHECK(c.is_string() && nn::is_model_family(c.get<std::string>()), "{}: model {} is not a model family (valid: {})",
+                   o.space_file, c.dump(), fmt::join(nn::model_family_names(), ", "));
+        candidates.push_back(c.get<std::string>());
+      }
   if (candidates.empty())
     candidates = images ? std::vector<std::string>{"simple_cnn", "lenet5", "vgg_small", "resnet_small", "mlp"}
                         : std::vector<std::string>{"mlp", "linear"};
@@ -281,10 +384,10 @@ AutoResult run_auto(const AutoOptions& o) {
     cost[fam] = s;
     // the final training runs with all threads: ~1.8x faster on 2 than 1 (measured conv nets)
     const double final_epoch_s = s * static_cast<double>(full_train.size()) * (per_worker < total_threads ? 0.55 : 1.0);
-    if (final_epoch_s * min_final_epochs <= final_share || o.models.size() > 0) families.push_back(fam);
+    if (final_epoch_s * min_final_epochs <= final_share || user_families) families.push_back(fam);
     say(fmt::format("deft auto: {:<13} {:.3f} ms/example -> {} s/epoch on all of train{}\n", fam, s * 1e3,
                     static_cast<int64_t>(final_epoch_s),
-                    final_epoch_s * min_final_epochs <= final_share || o.models.size() > 0 ? "" : "  (too slow for this budget: skipped)"));
+                    final_epoch_s * min_final_epochs <= final_share || user_families ? "" : "  (too slow for this budget: skipped)"));
   }
   // The final phase needs at most kMaxFinalEpochs epochs of the costliest family chosen
   // (plus the test pass); whatever the data does not need of its share goes to the search.
@@ -298,13 +401,18 @@ AutoResult run_auto(const AutoOptions& o) {
     auto it = std::min_element(cost.begin(), cost.end(), [](auto& a, auto& b) { return a.second < b.second; });
     families.push_back(it->first);
   }
-  // trial subset: an epoch of the median family should take ~1/40 of the search budget
+  // Trial subset: an epoch of the median family should take ~1/40 of the search budget,
+  // and an unpruned trial of the costliest family at most a third of it (the first
+  // trials run to the top rung: nothing has been seen to prune them against).
   std::vector<double> costs;
   for (auto& f : families) costs.push_back(cost[f]);
   std::sort(costs.begin(), costs.end());
   const double med = costs[costs.size() / 2];
-  int64_t n_search = o.search_examples > 0 ? o.search_examples
-                                           : static_cast<int64_t>(search_s / 40.0 * static_cast<double>(o.workers) / med);
+  const double per_worker_s = search_s * static_cast<double>(o.workers);
+  int64_t n_search = o.search_examples > 0
+                         ? o.search_examples
+                         : static_cast<int64_t>(std::min(per_worker_s / 40.0 / med,
+                                                         per_worker_s / 3.0 / static_cast<double>(o.max_trial_epochs) / costs.back()));
   n_search = std::clamp<int64_t>(n_search, std::min<int64_t>(search_pool.size(), 2000), search_pool.size());
   data::Dataset search_train = search_pool;
   if (n_search < search_pool.size()) {
@@ -354,7 +462,7 @@ AutoResult run_auto(const AutoOptions& o) {
   const double search_deadline = unix_now() + search_s;
 
   auto objective = [&](Trial& t) -> std::vector<double> {
-    const json p = suggest_params(t, families, images);
+    const json p = space.empty() ? suggest_params(t, families, images) : suggest_from_space(t, space, families);
     json c = config_from_params(base, p);
     c["epochs"] = o.max_trial_epochs;
     c["seed"] = o.seed + static_cast<uint64_t>(t.number());
@@ -370,7 +478,8 @@ AutoResult run_auto(const AutoOptions& o) {
       }
       epochs_left -= budget_epochs;  // reserved; unused epochs are returned below
     }
-    auto cb = std::make_shared<TrialCallback>(t, "val_" + metric, maximize, budget_epochs > 0 ? &budget_epochs : nullptr);
+    auto cb = std::make_shared<TrialCallback>(t, "val_" + metric, maximize, budget_epochs > 0 ? &budget_epochs : nullptr,
+                                              o.max_trial_epochs);
     pf.options.callbacks.push_back(cb);
     pf.options.verbose = o.verbose >= 2 ? 1 : 0;
     pf.model.fit(search_train, pf.options);

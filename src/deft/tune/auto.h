@@ -47,6 +47,7 @@ struct AutoOptions {
   int64_t max_total_epochs = 0;  // epochs over all trials (0: no limit)
   double search_fraction = 0.5;  // of the budget spent searching; the rest finalises
   std::vector<std::string> models;  // restrict the families (empty: chosen from the data)
+  std::string space_file;        // YAML/JSON search space replacing the built-in one (auto.cpp: read_space_file)
   std::string sampler = "tpe";
   std::string pruner = "asha";
   uint64_t seed = 0;
