@@ -69,6 +69,12 @@ check auto-resume 0 'Leaderboard' -- "$DEFT" auto --data "$TMP/blobs.csv" --targ
   --study blobs --resume --out "$TMP/blobs2.deft" --metrics-out "$TMP/blobs2.json" --threads 1
 pycheck auto-resume-grows "$TMP/blobs2.json" 'm["trials"]["total"]>'"$total"
 
+# a budget too short for any trial to finish: the trial that got furthest is finalised
+check auto-no-complete-trial 0 'no trial completed within the search budget.*' -- "$DEFT" auto --data "$TMP/blobs.csv" \
+  --target label --time-budget 4s --max-trial-epochs 100000 --models mlp --storage "$DB" --study unfinished \
+  --out "$TMP/u.deft" --metrics-out "$TMP/u.json" --threads 1
+pycheck auto-no-complete-trial-model "$TMP/u.json" 'm["trials"]["complete"]==0 and m["best"]["state"]=="pruned" and m["test"]["accuracy"]>=0.8'
+
 # a search space from YAML: only what it allows is tried
 cat > "$TMP/space.yaml" <<'YAML'
 model: [mlp]

@@ -457,6 +457,10 @@ AutoResult run_auto(const AutoOptions& o) {
   double best_value = maximize ? -INFINITY : INFINITY;
   const std::filesystem::path out_path(o.out.empty() ? "best.deft" : o.out);
   const std::string best_trial_model = out_path.string() + ".best-trial.deft";
+  {
+    std::error_code ec;
+    std::filesystem::remove(best_trial_model, ec);  // a previous run's, not this search's
+  }
   int64_t epochs_left = o.max_total_epochs > 0 ? o.max_total_epochs : 0;
   std::mutex epochs_mu;
   const double search_deadline = unix_now() + search_s;
@@ -530,7 +534,40 @@ AutoResult run_auto(const AutoOptions& o) {
 
   // 4. finalise
   const std::vector<TrialRecord> all = study.trials();
-  TrialRecord best = study.best_trial();  // InputError when no trial completed
+  // The best complete trial; when the budget let none complete, the pruned (or stopped)
+  // trial that got furthest, best value first; when none reported anything, the first
+  // trial's configuration.
+  TrialRecord best;
+  bool have_best = false;
+  for (const auto& t : all)
+    if (t.state == TrialState::Complete && !t.values.empty() && std::isfinite(t.values[0]) &&
+        (!have_best || better(t.values[0], best.values[0], study.directions()[0]))) {
+      best = t;
+      have_best = true;
+    }
+  if (!have_best)
+    for (const auto& t : all) {
+      if (t.state != TrialState::Pruned || t.values.empty() || !std::isfinite(t.values[0])) continue;
+      const int64_t step = t.last_step().value_or(0), best_step = have_best ? best.last_step().value_or(0) : -1;
+      if (!have_best || step > best_step || (step == best_step && better(t.values[0], best.values[0], study.directions()[0]))) {
+        best = t;
+        have_best = true;
+      }
+    }
+  if (!have_best)
+    for (const auto& t : all)
+      if (!t.params.empty() && t.params.count("model")) {
+        best = t;
+        best.values = {NAN};
+        have_best = true;
+        break;
+      }
+  DEFT_CHECK(have_best, "auto: study '{}' has no trial to build a model from: the budget of {} ended before the "
+             "first trial started; give a longer --time-budget", study_name, fmt_duration(o.time_budget_s));
+  if (best.values.empty()) best.values = {NAN};
+  if (best.state != TrialState::Complete)
+    say(fmt::format("deft auto: no trial completed within the search budget; finalising trial {} ({}, {} epochs)\n",
+                    best.number, track::to_string(best.state), best.last_step().value_or(0)));
   const json best_params = best.param_json();
   json fc = config_from_params(base, best_params);
   const double trial_epoch_s = [&] {
@@ -608,7 +645,9 @@ AutoResult run_auto(const AutoOptions& o) {
   m["test"] = splits.test ? eval_json(test_ev) : json(nullptr);
   m["val"] = eval_json(val_ev);
   m["trials"] = {{"complete", complete}, {"pruned", pruned}, {"failed", failed}, {"total", static_cast<int64_t>(all.size())}};
-  m["best"] = {{"number", best.number}, {"params", best_params}, {"value", best.values[0]}, {"metric", "val_" + metric}};
+  m["best"] = {{"number", best.number}, {"params", best_params},
+               {"value", std::isfinite(best.values[0]) ? json(best.values[0]) : json(nullptr)},
+               {"state", track::to_string(best.state)}, {"metric", "val_" + metric}};
   m["final"] = final_mode;
   m["study"] = study_name;
   m["storage"] = url;
