@@ -336,7 +336,8 @@ History Model::fit(const data::Dataset& train_in, const FitOptions& o) {
     for (auto& m : metrics)
       for (auto& [k, v] : m->result()) logs[k] = v;
     if (val) {
-      const Evaluation ev = evaluate_full(*val, {.batch_size = std::max<int64_t>(o.batch_size, 1000)});
+      // 256 a batch, as the test pass (run.cpp): a CNN's activations at 1000 set the peak memory
+      const Evaluation ev = evaluate_full(*val, {.batch_size = std::max<int64_t>(o.batch_size, 256)});
       for (auto& [k, v] : ev.logs) logs["val_" + k] = v;
     }
     epoch_ = e + 1;
