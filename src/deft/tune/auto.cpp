@@ -588,7 +588,12 @@ AutoResult run_auto(const AutoOptions& o) {
   train::Model final_model;
   train::History final_history;
   json final_cfg = fc;
-  if (fit_epochs >= std::max<int64_t>(best_epochs, 2) || !std::filesystem::exists(best_trial_model)) {
+  // Retrain when the time left lets the final training see at least as many examples as
+  // the best trial did (all of train for fewer epochs beats a subset for more), and at
+  // least 2 epochs for the cosine to anneal over.
+  const bool can_retrain = fit_epochs >= 2 && static_cast<double>(fit_epochs) * static_cast<double>(full_train.size()) >=
+                                                  static_cast<double>(best_epochs) * static_cast<double>(search_train.size());
+  if (can_retrain || !std::filesystem::exists(best_trial_model)) {
     final_cfg["epochs"] = kMaxFinalEpochs;
     final_cfg["schedule"] = nullptr;  // TimeCosine below: a cosine over the final phase's time
     say(fmt::format("deft auto: best trial {} (val_{} {:.4f}); retraining it on all {} training examples for {} "
