@@ -2,19 +2,7 @@
 # deft auto and deft study as a user runs them: a hard time budget, the files written,
 # the study read back from SQLite, resume, and the error style.
 # usage: auto_test.sh path/to/deft
-set -u
-DEFT="$1"
-TMP="$(mktemp -d)"
-trap 'rm -rf "$TMP"' EXIT
-fails=0
-check() {  # check NAME EXPECTED_RC REGEX -- command...
-  local name="$1" want_rc="$2" regex="$3"; shift 4
-  local out rc
-  out="$("$@" 2>&1)"; rc=$?
-  if [ "$rc" -ne "$want_rc" ]; then echo "FAIL $name: exit $rc, expected $want_rc; output: $out"; fails=$((fails+1)); return; fi
-  if ! grep -qE -- "$regex" <<<"$out"; then echo "FAIL $name: output does not match /$regex/: $out"; fails=$((fails+1)); return; fi
-  echo "ok   $name"
-}
+source "$(dirname "$0")/check.sh" "$@"
 # pycheck NAME FILE PYTHON-EXPRESSION-ON-m: asserts on a metrics JSON file
 pycheck() {
   local name="$1" file="$2" expr="$3"

@@ -1,19 +1,7 @@
 #!/usr/bin/env bash
 # The deft command as a user runs it: output, exit codes, error style.
 # usage: cli_test.sh path/to/deft
-set -u
-DEFT="$1"
-TMP="$(mktemp -d)"
-trap 'rm -rf "$TMP"' EXIT
-fails=0
-check() {  # check NAME EXPECTED_RC REGEX -- command...
-  local name="$1" want_rc="$2" regex="$3"; shift 4
-  local out rc
-  out="$("$@" 2>&1)"; rc=$?
-  if [ "$rc" -ne "$want_rc" ]; then echo "FAIL $name: exit $rc, expected $want_rc; output: $out"; fails=$((fails+1)); return; fi
-  if ! grep -qE -- "$regex" <<<"$out"; then echo "FAIL $name: output does not match /$regex/: $out"; fails=$((fails+1)); return; fi
-  echo "ok   $name"
-}
+source "$(dirname "$0")/check.sh" "$@"
 
 check version 0 '^deft [0-9]+\.[0-9]+\.[0-9]+' -- "$DEFT" --version
 check help 0 'data' -- "$DEFT" --help

@@ -635,20 +635,13 @@ AutoResult run_auto(const AutoOptions& o) {
   }
   AutoResult res;
   res.leaderboard = leaderboard_table(all, study.directions());
-  auto eval_json = [&](const train::Evaluation& ev) {
-    json out = json::object();
-    for (auto& [k, v] : ev.logs)
-      if (k.find("_class_") == std::string::npos) out[k] = std::isfinite(v) ? json(v) : json(nullptr);
-    out["examples"] = ev.examples;
-    return out;
-  };
   json m;
   m["command"] = "auto";
   m["dataset"] = o.data;
   m["model"] = best_params["model"];
   m["epochs"] = final_model.epochs_trained();
-  m["test"] = splits.test ? eval_json(test_ev) : json(nullptr);
-  m["val"] = eval_json(val_ev);
+  m["test"] = splits.test ? train::evaluation_json(test_ev, final_model.class_names()) : json(nullptr);
+  m["val"] = train::evaluation_json(val_ev, final_model.class_names());
   m["trials"] = {{"complete", complete}, {"pruned", pruned}, {"failed", failed}, {"total", static_cast<int64_t>(all.size())}};
   m["best"] = {{"number", best.number}, {"params", best_params},
                {"value", std::isfinite(best.values[0]) ? json(best.values[0]) : json(nullptr)},
@@ -676,7 +669,7 @@ AutoResult run_auto(const AutoOptions& o) {
   m["peak_rss_mib"] = train::peak_rss_mib();
   m["config"] = final_cfg;
   m["model_file"] = out_path.string();
-  if (!o.metrics_out.empty()) write_file_atomically(o.metrics_out, m.dump(2) + "\n");
+  if (!o.metrics_out.empty()) train::write_json_atomically(o.metrics_out, m);
   res.metrics = m;
   say(fmt::format("\nLeaderboard (study '{}' in {}):\n{}", study_name, url, res.leaderboard));
   if (splits.test)
