@@ -61,20 +61,21 @@ echo "4 x 25 trials on $backend: $(awk "BEGIN{print $end - $start}") s"
 study="killed_$suffix"
 "$worker" hang "$url" "$study" >"$tmp/hang.out" 2>"$tmp/hang.err" &
 hung=$!
-for _ in $(seq 100); do
+for _ in $(seq 400); do
   grep -q "^started" "$tmp/hang.out" && break
   sleep 0.05
 done
 grep -q "^started 0$" "$tmp/hang.out" || { cat "$tmp/hang.err" >&2; fail "the hanging worker did not start trial 0"; }
-sleep 1.2
-# Heartbeats every 0.2 s keep it alive with a 1 s grace.
-out=$("$worker" reap "$url" "$study" 1.0)
+sleep 3.5
+# Heartbeats every 0.2 s keep it alive with a 3 s grace (wide: under a loaded ctest -j2
+# a heartbeat can be a second late).
+out=$("$worker" reap "$url" "$study" 3.0)
 [ "$out" = "failed:" ] || fail "a live worker's trial was failed: $out"
 kill -9 "$hung"
 wait "$hung" 2>/dev/null || true
 hung=""
-sleep 1.2
-out=$("$worker" reap "$url" "$study" 1.0)
+sleep 3.5
+out=$("$worker" reap "$url" "$study" 3.0)
 [ "$out" = "failed: 0" ] || fail "reap after SIGKILL printed '$out', expected 'failed: 0'"
 shown=$("$worker" show "$url" "$study")
 echo "$shown"

@@ -274,10 +274,12 @@ TEST_P(StudyStoreTest, FailStaleTrialsQueuesRetries) {
   const TrialRecord lost = s.start_trial(sid);
   s.set_param(lost.id, "k", 3, d);
   s.set_trial_system_attr(lost.id, "seed", 7);
-  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  // Margins of a second: on a loaded 2-core machine a PostgreSQL round trip can take
+  // a few hundred milliseconds, which made 0.3 s grace fail the fresh trial now and then.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   const TrialRecord alive = s.start_trial(sid);  // fresh heartbeat
-  EXPECT_EQ(s.fail_stale_trials(sid, 0.3, 1), std::vector<int64_t>{0});
-  EXPECT_TRUE(s.fail_stale_trials(sid, 0.3, 1).empty());  // nothing more to do
+  EXPECT_EQ(s.fail_stale_trials(sid, 1.0, 1), std::vector<int64_t>{0});
+  EXPECT_TRUE(s.fail_stale_trials(sid, 1.0, 1).empty());  // nothing more to do
 
   const auto all = s.trials(sid);
   ASSERT_EQ(all.size(), 3u);
@@ -297,9 +299,9 @@ TEST_P(StudyStoreTest, FailStaleTrialsQueuesRetries) {
   EXPECT_EQ(retry.number, 2);
   EXPECT_EQ(retry.params.at("k"), 3);
   s.heartbeat(alive.id);
-  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   s.heartbeat(alive.id);
-  EXPECT_EQ(s.fail_stale_trials(sid, 0.3, 1), std::vector<int64_t>{2});
+  EXPECT_EQ(s.fail_stale_trials(sid, 1.0, 1), std::vector<int64_t>{2});
   EXPECT_EQ(s.trial(alive.id).state, TrialState::Running);
   EXPECT_EQ(s.study(sid).n_trials, 3);
   EXPECT_EQ(s.start_trial(sid).number, 3);  // a new trial, not a retry

@@ -1,11 +1,12 @@
 // The StudyStore over a SqlConnection: every query and rule, once for both backends.
 //
-// Every public call is one transaction, run by transact(): a write transaction takes
-// the write lock first, and a transaction that finds the database busy or loses a race
-// (TransientDbError) is rolled back and run again after a jittered, growing pause, so
-// concurrent processes never see "database is locked". Trial numbers come from the
-// per-study counter studies.next_number, incremented inside the transaction that
-// creates the trial (the row lock on PostgreSQL, the write lock on SQLite make it atomic).
+// Every public call is one transaction, run by transact() (SqlTransactions, below): a
+// write transaction takes the write lock first, and a transaction that finds the
+// database busy or loses a race (TransientDbError) is rolled back and run again after
+// a jittered, growing pause, so concurrent processes never see "database is locked".
+// Trial numbers come from the per-study counter studies.next_number, incremented inside
+// the transaction that creates the trial (the row lock on PostgreSQL, the write lock on
+// SQLite make it atomic).
 #include <chrono>
 #include <cmath>
 #include <functional>
@@ -26,21 +27,9 @@ SqlValue real(double v) { return std::isnan(v) ? SqlValue{} : SqlValue{v}; }  //
 SqlValue integer(int64_t v) { return SqlValue{v}; }
 SqlValue text(std::string v) { return SqlValue{std::move(v)}; }
 
-// Gives up only when the database stays busy this long (a stuck process, not contention).
-constexpr double kMaxBusySeconds = 300;
-
 class SqlStudyStore final : public StudyStore {
  public:
-  explicit SqlStudyStore(std::unique_ptr<SqlConnection> db)
-      : db_(std::move(db)), rng_(std::random_device{}() ^ static_cast<unsigned>(getpid())) {
-    try {
-      init_schema();
-    } catch (const InputError&) {
-      throw;
-    } catch (const Error& e) {  // not a database, unreadable, ...: the user's URL or file
-      throw InputError(e.what());
-    }
-  }
+  explicit SqlStudyStore(std::unique_ptr<SqlConnection> db) : db_(std::move(db)), tx_(*db_) { init_schema(*db_, tx_); }
 
   std::string url() const override { return db_->url(); }
 
@@ -242,7 +231,7 @@ class SqlStudyStore final : public StudyStore {
 
   TrialRecord trial(int64_t trial_id) override {
     return transact(false, [&] {
-      auto rows = load_trials("WHERE id = ?", integer(trial_id));
+      auto rows = load_trials("WHERE id = ?", {integer(trial_id)});
       DEFT_CHECK(!rows.empty(), "{}: no trial with id {}", url(), trial_id);
       return std::move(rows[0]);
     });
@@ -251,7 +240,14 @@ class SqlStudyStore final : public StudyStore {
   std::vector<TrialRecord> trials(int64_t study_id) override {
     return transact(false, [&] {
       check_study(study_id);
-      return load_trials("WHERE study_id = ?", integer(study_id));
+      return load_trials("WHERE study_id = ?", {integer(study_id)});
+    });
+  }
+
+  std::vector<TrialRecord> trials_from(int64_t study_id, int64_t first_number) override {
+    return transact(false, [&] {
+      check_study(study_id);
+      return load_trials("WHERE study_id = ? AND number >= ?", {integer(study_id), integer(first_number)});
     });
   }
 
@@ -262,50 +258,9 @@ class SqlStudyStore final : public StudyStore {
     size_t n_objectives;
   };
 
-  // Runs fn as one transaction, again and again while the database is busy.
   template <class Fn>
   auto transact(bool write, Fn&& fn) -> decltype(fn()) {
-    std::lock_guard<std::mutex> hold(mutex_);
-    const auto start = std::chrono::steady_clock::now();
-    double pause_ms = 1;
-    for (;;) {
-      try {
-        db_->begin(write);
-        auto result = fn();
-        db_->commit();
-        return result;
-      } catch (const TransientDbError& e) {
-        db_->rollback();
-        const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        if (waited > kMaxBusySeconds)
-          fail<Error>("{}: the database stayed busy for {:.0f} s: {}", url(), waited, e.what());
-        std::uniform_real_distribution<double> jitter(0.5, 1.5);
-        std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(pause_ms * jitter(rng_)));
-        pause_ms = std::min(pause_ms * 2, 100.0);
-      } catch (...) {
-        db_->rollback();
-        throw;
-      }
-    }
-  }
-
-  // Creates the schema in an empty database, or checks the version of an existing one.
-  void init_schema() {
-    transact(true, [&] {
-      db_->lock_schema();
-      db_->exec_script("CREATE TABLE IF NOT EXISTS deft_schema (version INTEGER NOT NULL)");
-      auto rows = db_->query("SELECT version FROM deft_schema");
-      if (rows.empty()) {
-        db_->exec_script(schema_sql(db_->dialect()));
-        db_->query("INSERT INTO deft_schema (version) VALUES (?)", {integer(kSchemaVersion)});
-        return 0;
-      }
-      const int64_t version = sql_int(rows[0][0]);
-      DEFT_CHECK(rows.size() == 1 && version == kSchemaVersion,
-                 "{}: the study store has schema version {}, this deft reads version {} (a newer deft wrote it?)",
-                 url(), version, kSchemaVersion);
-      return 0;
-    });
+    return tx_.run(write, std::forward<Fn>(fn));
   }
 
   void check_study(int64_t study_id) {
@@ -403,15 +358,15 @@ class SqlStudyStore final : public StudyStore {
     return s;
   }
 
-  // Trials matching `where` (over the trials table, one parameter), ordered by number,
-  // with everything that belongs to them: six queries however many trials.
-  std::vector<TrialRecord> load_trials(const std::string& where, const SqlValue& arg) {
+  // Trials matching `where` (over the trials table), ordered by number, with
+  // everything that belongs to them: six queries however many trials.
+  std::vector<TrialRecord> load_trials(const std::string& where, const std::vector<SqlValue>& args) {
     std::vector<TrialRecord> out;
     std::map<int64_t, size_t> at;
     for (const auto& row : db_->query(
              "SELECT id, study_id, number, state, start_time, end_time, heartbeat FROM trials " + where +
                  " ORDER BY number",
-             {arg})) {
+             args)) {
       TrialRecord t;
       t.id = sql_int(row[0]);
       t.study_id = sql_int(row[1]);
@@ -425,7 +380,7 @@ class SqlStudyStore final : public StudyStore {
     }
     if (out.empty()) return out;
     const std::string of_these = " WHERE trial_id IN (SELECT id FROM trials " + where + ")";
-    for (const auto& row : db_->query("SELECT trial_id, name, value, distribution FROM trial_params" + of_these, {arg})) {
+    for (const auto& row : db_->query("SELECT trial_id, name, value, distribution FROM trial_params" + of_these, args)) {
       TrialRecord& t = out[at.at(sql_int(row[0]))];
       const std::string name = sql_text(row[1]);
       t.params[name] = sql_real(row[2]);
@@ -433,25 +388,65 @@ class SqlStudyStore final : public StudyStore {
     }
     for (const auto& row :
          db_->query("SELECT trial_id, objective, value FROM trial_values" + of_these + " ORDER BY trial_id, objective",
-                    {arg}))
+                    args))
       out[at.at(sql_int(row[0]))].values.push_back(sql_real(row[2]));
     for (const auto& row : db_->query("SELECT trial_id, step, objective, value FROM trial_intermediate_values" +
                                           of_these + " ORDER BY trial_id, step, objective",
-                                      {arg}))
+                                      args))
       out[at.at(sql_int(row[0]))].intermediate[sql_int(row[1])].push_back(sql_real(row[3]));
-    for (const auto& row : db_->query("SELECT trial_id, key, value_json FROM trial_user_attrs" + of_these, {arg}))
+    for (const auto& row : db_->query("SELECT trial_id, key, value_json FROM trial_user_attrs" + of_these, args))
       out[at.at(sql_int(row[0]))].user_attrs[sql_text(row[1])] = json::parse(sql_text(row[2]));
-    for (const auto& row : db_->query("SELECT trial_id, key, value_json FROM trial_system_attrs" + of_these, {arg}))
+    for (const auto& row : db_->query("SELECT trial_id, key, value_json FROM trial_system_attrs" + of_these, args))
       out[at.at(sql_int(row[0]))].system_attrs[sql_text(row[1])] = json::parse(sql_text(row[2]));
     return out;
   }
 
   std::unique_ptr<SqlConnection> db_;
-  std::mutex mutex_;  // one transaction at a time on the connection (e.g. a heartbeat thread)
-  std::mt19937 rng_;
+  SqlTransactions tx_;  // one transaction at a time on the connection (e.g. a heartbeat thread)
 };
 
 }  // namespace
+
+SqlTransactions::SqlTransactions(SqlConnection& db)
+    : db_(db), rng_(std::random_device{}() ^ static_cast<unsigned>(getpid())) {}
+
+void SqlTransactions::wait_to_retry(std::chrono::steady_clock::time_point start, double& pause_ms,
+                                    const TransientDbError& e) {
+  const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (waited > kMaxBusySeconds)
+    fail<Error>("{}: the database stayed busy for {:.0f} s: {}", db_.url(), waited, e.what());
+  std::uniform_real_distribution<double> jitter(0.5, 1.5);
+  std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(pause_ms * jitter(rng_)));
+  pause_ms = std::min(pause_ms * 2, 100.0);
+}
+
+void init_schema(SqlConnection& db, SqlTransactions& tx) {
+  try {
+    tx.run(true, [&] {
+      db.lock_schema();
+      db.exec_script("CREATE TABLE IF NOT EXISTS deft_schema (version INTEGER NOT NULL)");
+      auto rows = db.query("SELECT version FROM deft_schema");
+      if (rows.empty()) {
+        db.exec_script(schema_sql(db.dialect()));
+        db.query("INSERT INTO deft_schema (version) VALUES (?)", {integer(kSchemaVersion)});
+        return 0;
+      }
+      const int64_t version = sql_int(rows[0][0]);
+      DEFT_CHECK(rows.size() == 1 && version >= 1 && version <= kSchemaVersion,
+                 "{}: the store has schema version {}, this deft reads versions 1 to {} (a newer deft wrote it?)",
+                 db.url(), version, kSchemaVersion);
+      if (version < kSchemaVersion) {  // an older deft's database: add what later versions have
+        db.exec_script(schema_upgrade_sql(db.dialect(), version));
+        db.query("UPDATE deft_schema SET version = ?", {integer(kSchemaVersion)});
+      }
+      return 0;
+    });
+  } catch (const InputError&) {
+    throw;
+  } catch (const Error& e) {  // not a database, unreadable, ...: the user's URL or file
+    throw InputError(e.what());
+  }
+}
 
 std::unique_ptr<StudyStore> make_sql_study_store(std::unique_ptr<SqlConnection> db) {
   return std::make_unique<SqlStudyStore>(std::move(db));

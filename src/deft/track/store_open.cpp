@@ -1,7 +1,9 @@
-// open_study_store: picks the backend from the URL; schema_sql: the versioned schema
-// (documented in docs/study_storage.md — change both together, and bump kSchemaVersion).
+// open_study_store / open_run_store: pick the backend from the URL; schema_sql: the
+// versioned schema (documented in docs/study_storage.md — change both together, bump
+// kSchemaVersion, and add the upgrade from the previous version to kUpgrades).
 #include <cmath>
 #include <cstdlib>
+#include <iterator>
 
 #include "deft/track/sql_store.h"
 
@@ -9,8 +11,9 @@ namespace deft::track {
 
 namespace {
 
-// {id} is the auto-numbered key, {real} a double column; the rest is the same SQL.
-const char* kSchemaTemplate = R"(CREATE TABLE IF NOT EXISTS deft_schema (
+// {id} is the auto-numbered key, {real} a double column, {without_rowid} SQLite's
+// clustered-table clause; the rest is the same SQL. Version 1: the study store.
+const char* kSchemaV1 = R"(CREATE TABLE IF NOT EXISTS deft_schema (
   version INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS studies (
@@ -77,6 +80,44 @@ CREATE TABLE IF NOT EXISTS trial_system_attrs (
 );
 )";
 
+// Version 2 adds the run store: one row per run, and its metric series, one row per
+// (run, key, step). The primary key of run_metrics is the index a series is read by
+// (on SQLite the table itself, WITHOUT ROWID, is stored in that order).
+const char* kSchemaV2 = R"(CREATE TABLE IF NOT EXISTS runs (
+  id {id},
+  name TEXT NOT NULL UNIQUE,
+  command TEXT NOT NULL DEFAULT '',
+  study TEXT NOT NULL DEFAULT '',
+  trial_number BIGINT NOT NULL DEFAULT -1,
+  status TEXT NOT NULL,
+  config_json TEXT NOT NULL DEFAULT '{}',
+  params_json TEXT NOT NULL DEFAULT '{}',
+  system_json TEXT NOT NULL DEFAULT '{}',
+  artifacts_json TEXT NOT NULL DEFAULT '{}',
+  summary_json TEXT NOT NULL DEFAULT '{}',
+  start_time {real} NOT NULL DEFAULT 0,
+  end_time {real} NOT NULL DEFAULT 0,
+  heartbeat {real} NOT NULL DEFAULT 0,
+  host TEXT NOT NULL DEFAULT '',
+  pid BIGINT NOT NULL DEFAULT 0,
+  pid_start BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS runs_study ON runs (study, trial_number);
+CREATE INDEX IF NOT EXISTS runs_status ON runs (status, host);
+CREATE TABLE IF NOT EXISTS run_metrics (
+  run_id BIGINT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  key TEXT NOT NULL,
+  step BIGINT NOT NULL,
+  value {real},
+  wall_time {real} NOT NULL DEFAULT 0,
+  PRIMARY KEY (run_id, key, step)
+){without_rowid};
+)";
+
+// kUpgrades[v - 1]: the DDL that takes version v to v + 1.
+const char* const kUpgrades[] = {kSchemaV2};
+static_assert(std::size(kUpgrades) == kSchemaVersion - 1, "one upgrade per version step");
+
 std::string replace_all(std::string s, const std::string& from, const std::string& to) {
   for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size()))
     s.replace(at, from.size(), to);
@@ -85,32 +126,55 @@ std::string replace_all(std::string s, const std::string& from, const std::strin
 
 bool starts_with(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
 
-}  // namespace
-
-std::string schema_sql(const std::string& dialect) {
+std::string in_dialect(const std::string& ddl, const std::string& dialect) {
   if (dialect == "sqlite")
-    return replace_all(replace_all(kSchemaTemplate, "{id}", "INTEGER PRIMARY KEY AUTOINCREMENT"), "{real}", "REAL");
+    return replace_all(replace_all(replace_all(ddl, "{id}", "INTEGER PRIMARY KEY AUTOINCREMENT"), "{real}", "REAL"),
+                       "{without_rowid}", " WITHOUT ROWID");
   if (dialect == "postgresql")
-    return replace_all(replace_all(kSchemaTemplate, "{id}", "BIGSERIAL PRIMARY KEY"), "{real}",
-                       "DOUBLE PRECISION");
+    return replace_all(replace_all(replace_all(ddl, "{id}", "BIGSERIAL PRIMARY KEY"), "{real}", "DOUBLE PRECISION"),
+                       "{without_rowid}", "");
   fail("schema_sql: unknown dialect '{}' (expected sqlite or postgresql)", dialect);
 }
 
-std::unique_ptr<StudyStore> open_study_store(const std::string& url) {
-  DEFT_CHECK(!url.empty(), "study store: empty storage URL (expected sqlite:///FILE or postgresql://...)");
-  if (starts_with(url, "postgresql://") || starts_with(url, "postgres://"))
-    return make_sql_study_store(open_postgres_connection(url));
+}  // namespace
+
+std::string schema_sql(const std::string& dialect, int version) {
+  DEFT_CHECK(version >= 1 && version <= kSchemaVersion, "schema_sql: no schema version {} (1 to {})", version,
+             kSchemaVersion);
+  std::string ddl = kSchemaV1;
+  for (int v = 1; v < version; ++v) ddl += kUpgrades[v - 1];
+  return in_dialect(ddl, dialect);
+}
+
+std::string schema_upgrade_sql(const std::string& dialect, int from) {
+  DEFT_CHECK(from >= 1 && from <= kSchemaVersion, "schema_upgrade_sql: no schema version {}", from);
+  std::string ddl;
+  for (int v = from; v < kSchemaVersion; ++v) ddl += kUpgrades[v - 1];
+  return in_dialect(ddl, dialect);
+}
+
+std::unique_ptr<SqlConnection> open_sql_connection(const std::string& url, const std::string& what) {
+  DEFT_CHECK(!url.empty(), "{}: empty storage URL (expected sqlite:///FILE or postgresql://...)", what);
+  if (starts_with(url, "postgresql://") || starts_with(url, "postgres://")) return open_postgres_connection(url);
   std::string path = url;
   if (starts_with(url, "sqlite:")) {
     // As in SQLAlchemy and Optuna: sqlite:///rel.db is relative to the working
     // folder, sqlite:////abs/path.db is absolute.
-    DEFT_CHECK(starts_with(url, "sqlite:///"), "study store URL '{}': expected sqlite:///FILE", url);
+    DEFT_CHECK(starts_with(url, "sqlite:///"), "{} URL '{}': expected sqlite:///FILE", what, url);
     path = url.substr(std::string("sqlite:///").size());
   } else if (url.find("://") != std::string::npos) {
-    fail("study store URL '{}': unknown scheme (expected sqlite:///FILE or postgresql://user@host:port/db)", url);
+    fail("{} URL '{}': unknown scheme (expected sqlite:///FILE or postgresql://user@host:port/db)", what, url);
   }
-  DEFT_CHECK(!path.empty(), "study store URL '{}': no file name", url);
-  return make_sql_study_store(open_sqlite_connection(url, path));
+  DEFT_CHECK(!path.empty(), "{} URL '{}': no file name", what, url);
+  return open_sqlite_connection(url, path);
+}
+
+std::unique_ptr<StudyStore> open_study_store(const std::string& url) {
+  return make_sql_study_store(open_sql_connection(url, "study store"));
+}
+
+std::unique_ptr<RunStore> open_run_store(const std::string& url) {
+  return make_sql_run_store(open_sql_connection(url, "run store"));
 }
 
 int64_t sql_int(const SqlValue& v) {

@@ -127,6 +127,13 @@ class StudyStore {
 
   virtual TrialRecord trial(int64_t trial_id) = 0;
   virtual std::vector<TrialRecord> trials(int64_t study_id) = 0;  // ordered by number
+  // The trials numbered first_number or above, ordered by number: what a reader that
+  // caches a study (the dashboard) reloads, since a finished trial never changes.
+  virtual std::vector<TrialRecord> trials_from(int64_t study_id, int64_t first_number) {
+    auto all = trials(study_id);
+    std::erase_if(all, [&](const TrialRecord& t) { return t.number < first_number; });
+    return all;
+  }
 };
 
 // "sqlite:///rel.db" (relative to the working folder), "sqlite:////abs/path.db"
@@ -135,9 +142,11 @@ class StudyStore {
 // InputError names the URL when it cannot be opened.
 std::unique_ptr<StudyStore> open_study_store(const std::string& url);
 
-// The schema as SQL, for the documentation and for tests ("sqlite" or "postgresql").
-std::string schema_sql(const std::string& dialect);
-constexpr int kSchemaVersion = 1;
+// The schema as SQL, for the documentation and for tests ("sqlite" or "postgresql"):
+// version 1 is the study store, 2 adds the run store (run_store.h). Opening an older
+// database upgrades it in place.
+constexpr int kSchemaVersion = 2;
+std::string schema_sql(const std::string& dialect, int version = kSchemaVersion);
 
 double unix_now();
 
