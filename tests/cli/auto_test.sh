@@ -3,6 +3,9 @@
 # the study read back from SQLite, resume, and the error style.
 # usage: auto_test.sh path/to/deft
 source "$(dirname "$0")/check.sh" "$@"
+TB_READER="$(realpath "$(dirname "$0")/../track/tb_reader.py")"
+DEFT="$(realpath "$DEFT")"
+cd "$TMP"  # TensorBoard event files go to ./runs by default: keep them out of the build folder
 # pycheck NAME FILE PYTHON-EXPRESSION-ON-m: asserts on a metrics JSON file
 pycheck() {
   local name="$1" file="$2" expr="$3"
@@ -49,6 +52,23 @@ rows=$(($(wc -l < "$TMP/blobs.csv.out") - 1))
 if [ "$rows" -eq "$total" ]; then echo "ok   study-export-rows ($rows)"; else echo "FAIL study-export-rows: $rows rows, $total trials"; fails=$((fails+1)); fi
 "$DEFT" study export blobs --storage "$DB" --format json --output "$TMP/blobs.export.json"
 pycheck study-export-json "$TMP/blobs.export.json" 'len(m["trials"])=='"$total"' and all("state" in t and "params" in t for t in m["trials"])'
+
+# every trial is a run (command trial, its study and number), and the final training one more
+"$DEFT" runs list --storage "$DB" --study blobs --format json > "$TMP/blobs.runs.json"
+pycheck runs-of-auto "$TMP/blobs.runs.json" \
+  'len([r for r in m if r["command"]=="trial"])=='"$total"' and sorted(r["trial_number"] for r in m if r["command"]=="trial")==list(range('"$total"')) and all(r["status"] in ("finished","killed","failed") and r["study"]=="blobs" and "model" in r["params"] for r in m) and [r["name"] for r in m if r["command"]=="auto"]==["blobs-final"] and [r for r in m if r["command"]=="auto"][0]["status"]=="finished" and "test_accuracy" in [r for r in m if r["command"]=="auto"][0]["summary"]'
+check runs-of-auto-trial-epochs 0 'metrics per epoch' -- "$DEFT" runs show blobs-trial-0 --storage "$DB"
+# TensorBoard: every trial and the final training under runs/<study>/, read back by the
+# independent reader (which checks every record's CRCs): scalars, and an hparams session per trial
+check tb-auto-trial-scalars 0 'tag: "epoch_loss"' -- bash -c "/usr/bin/python3 '$TB_READER' --dump runs/blobs/trial-0/train/events.out.tfevents.*"
+check tb-auto-trial-hparams 0 'session_start_info' -- bash -c "/usr/bin/python3 '$TB_READER' --dump runs/blobs/trial-0/events.out.tfevents.*"
+check tb-auto-all-trials 0 '^same$' -- bash -c "[ \$(ls -d runs/blobs/trial-* | wc -l) -eq $total ] && ls runs/blobs/final/train/events.out.tfevents.* >/dev/null && echo same"
+check runs-of-auto-pruned 0 '^ok$' -- /usr/bin/python3 -c "
+import json
+runs = json.load(open('$TMP/blobs.runs.json')); trials = json.load(open('$TMP/blobs.export.json'))['trials']
+state = {t['number']: t['state'] for t in trials}
+ok = all((r['status'] == 'finished' and not r['summary'].get('pruned')) == (state[r['trial_number']] == 'complete') for r in runs if r['command'] == 'trial')
+print('ok' if ok else [(r['trial_number'], r['status'], r['summary'], state[r['trial_number']]) for r in runs if r['command'] == 'trial'])"
 
 # the same study again: refused without --resume, continued with it
 check auto-study-exists 2 "^deft: error: .*study 'blobs' already has [0-9]+ trials.*--resume" -- \

@@ -2,6 +2,9 @@
 # The deft command as a user runs it: output, exit codes, error style.
 # usage: cli_test.sh path/to/deft
 source "$(dirname "$0")/check.sh" "$@"
+DEFT="$(realpath "$DEFT")"
+TB_READER="$(realpath "$(dirname "$0")/../track/tb_reader.py")"
+cd "$TMP"  # deft train records runs in ./deft.db by default: keep it out of the build folder
 
 check version 0 '^deft [0-9]+\.[0-9]+\.[0-9]+' -- "$DEFT" --version
 check help 0 'data' -- "$DEFT" --help
@@ -100,6 +103,93 @@ check train-resume 0 'Epoch 4/4' -- "$DEFT" train --data "$TMP/blobs.csv" --targ
 check train-resume-exact 0 'same' -- python3 -c "
 import json; a=json.load(open('$TMP/full.json')); b=json.load(open('$TMP/resumed.json'))
 print('same' if a['test']==b['test'] else 'differ %s %s' % (a['test']['loss'], b['test']['loss']))"
+
+# ---- runs: deft train records every run in the store; deft runs reads them back
+DB="sqlite:///$TMP/runs.db"
+train_blobs=("$DEFT" train --data "$TMP/blobs.csv" --target label --hidden 8 --batch-size 16 --seed 1
+  --validation-split 0.2 --storage "$DB")
+check runs-train-a 0 "run ra recorded in $DB" -- "${train_blobs[@]}" --epochs 3 --lr 0.01 --run-name ra \
+  --out "$TMP/ra.deft" --metrics-out "$TMP/ra.json"
+check runs-train-b 0 'run rb recorded' -- "${train_blobs[@]}" --epochs 3 --lr 0.002 --run-name rb --no-tensorboard
+# TensorBoard event files under ./runs/<run name>/ (train, validation and the run's own
+# file with text and hparams), read back by the independent reader, which checks every CRC
+check tb-train-files 0 '^3$' -- bash -c "ls runs/ra/events.out.tfevents.* runs/ra/train/events.out.tfevents.* runs/ra/validation/events.out.tfevents.* | wc -l"
+check tb-train-scalars 0 'tag: "epoch_val_accuracy"|tag: "epoch_accuracy"' -- bash -c "/usr/bin/python3 '$TB_READER' --dump runs/ra/validation/events.out.tfevents.*"
+check tb-train-hparams 0 'session_start_info' -- bash -c "/usr/bin/python3 '$TB_READER' --dump runs/ra/events.out.tfevents.*"
+check tb-no-tensorboard 0 '^none$' -- bash -c "[ -e runs/rb ] && echo written || echo none"
+check tb-dir 0 '^ok$' -- bash -c "'$DEFT' train --data '$TMP/blobs.csv' --target label --epochs 1 --no-track --verbose 0 \
+  --tensorboard '$TMP/tbroot' && ls '$TMP'/tbroot/train-*/train/events.out.tfevents.* >/dev/null && echo ok"
+check runs-train-unnamed 0 'run run-3 recorded' -- "${train_blobs[@]}" --epochs 1
+check runs-name-taken 2 "^deft: error: .*'ra' exists already" -- "${train_blobs[@]}" --epochs 1 --run-name ra
+check runs-failed-run 2 "^deft: error: .*nope" -- "$DEFT" train --data "$TMP/blobs.csv" --target nope --storage "$DB" \
+  --run-name broken
+check runs-no-track 0 '^none$' -- bash -c "'$DEFT' train --data '$TMP/blobs.csv' --target label --epochs 1 --no-track \
+  --storage 'sqlite:///$TMP/untracked.db' --verbose 0 && { [ -e '$TMP/untracked.db' ] && echo written || echo none; }"
+check runs-list 0 '^ *1 +ra +train +- +finished .* [0-9.]+s +test_accuracy=0\.[0-9]+' -- "$DEFT" runs list --storage "$DB"
+check runs-list-failed 0 '^ *[0-9]+ +broken +train +- +failed .*error: .*nope' -- "$DEFT" runs list --storage "$DB"
+check runs-list-json 0 '^ok$' -- python3 -c "
+import json, subprocess
+runs = json.loads(subprocess.run(['$DEFT', 'runs', 'list', '--storage', '$DB', '--format', 'json'], capture_output=True, text=True).stdout)
+names = [r['name'] for r in runs]
+st = {r['name']: r['status'] for r in runs}
+print('ok' if names == ['broken', 'run-3', 'rb', 'ra'] and st['ra'] == 'finished' and st['broken'] == 'failed' else runs)"
+check runs-list-limit 0 '^ok$' -- python3 -c "
+import json, subprocess
+runs = json.loads(subprocess.run(['$DEFT', 'runs', 'list', '--storage', '$DB', '--format', 'json', '--limit', '2', '--status', 'finished'], capture_output=True, text=True).stdout)
+print('ok' if [r['name'] for r in runs] == ['run-3', 'rb'] else runs)"
+check runs-show 0 "^run 1 'ra' \(train\) finished" -- "$DEFT" runs show ra --storage "$DB"
+check runs-show-epochs 0 '^ +epoch +loss +accuracy +val_loss +val_accuracy' -- "$DEFT" runs show 1 --storage "$DB"
+check runs-show-rows 0 '^ +3 +[0-9.]+ +[0-9.]+ +[0-9.]+' -- "$DEFT" runs show ra --storage "$DB"
+# what the store holds is what the training reported: the metrics file's history, test metrics, files
+check runs-show-json 0 '^ok$' -- python3 -c "
+import json, os, subprocess
+r = json.loads(subprocess.run(['$DEFT', 'runs', 'show', 'ra', '--storage', '$DB', '--format', 'json'], capture_output=True, text=True).stdout)
+m = json.load(open('$TMP/ra.json'))
+hist = m['history']
+hist = [dict(zip(hist.keys(), v)) for v in zip(*hist.values())] if isinstance(hist, dict) else hist
+ok = (r['metrics']['loss']['steps'] == [1, 2, 3]
+  and r['metrics']['loss']['values'] == [h['loss'] for h in hist]
+  and r['metrics']['val_accuracy']['values'] == [h['val_accuracy'] for h in hist]
+  and r['summary']['test_accuracy'] == m['test']['accuracy'] and r['summary']['test_f1_macro'] == m['test']['f1_macro']
+  and r['params']['lr'] == 0.01 and r['params']['batch_size'] == 16 and r['params']['optimizer'] == 'adam'
+  and r['config']['hidden'] == [8] and r['system']['hostname'] and r['system']['sqlite']
+  and r['artifacts']['model'] == os.path.realpath('$TMP/ra.deft') and r['artifacts']['metrics'] == os.path.realpath('$TMP/ra.json')
+  and m['run']['name'] == 'ra' and len(r['metrics']['batch/loss']['steps']) > 0)
+print('ok' if ok else json.dumps(r)[:3000])"
+check runs-show-failed 0 'error: .*nope' -- "$DEFT" runs show broken --storage "$DB"
+check runs-compare 0 '^  lr +0\.01 +0\.002$' -- "$DEFT" runs compare ra rb --storage "$DB"
+check runs-compare-epochs 0 '^val_accuracy per epoch' -- "$DEFT" runs compare ra rb --storage "$DB"
+check runs-compare-json 0 '^ok$' -- python3 -c "
+import json, subprocess
+c = json.loads(subprocess.run(['$DEFT', 'runs', 'compare', 'ra', '2', '--storage', '$DB', '--format', 'json'], capture_output=True, text=True).stdout)
+ok = (c['runs'] == ['ra', 'rb'] and list(c['params_differ']) == ['lr'] and len(c['epochs']['val_accuracy']) == 3
+  and len(c['summary']['test_accuracy']) == 2)
+print('ok' if ok else c)"
+check runs-unknown 2 "^deft: error: .*no run named 'nope'" -- "$DEFT" runs show nope --storage "$DB"
+check runs-compare-unknown 2 "^deft: error: .*no run named 'zz'" -- "$DEFT" runs compare ra zz --storage "$DB"
+check runs-compare-one 2 '^deft: error: ' -- "$DEFT" runs compare ra --storage "$DB"
+check runs-bad-storage 2 '^deft: error: .*nowhere' -- "$DEFT" runs list --storage "sqlite:///$TMP/nowhere/x.db"
+# a run whose process is ended by SIGTERM is killed, not left running; one killed with
+# SIGKILL shows as killed once deft runs sees its process gone
+wait_running() {  # wait_running NAME: until the run exists and is running (at most ~20 s)
+  for _ in $(seq 100); do
+    "$DEFT" runs show "$1" --storage "$DB" 2>/dev/null | grep -q "^run .* running" && return 0
+    sleep 0.2
+  done
+  return 1
+}
+for sig in TERM KILL; do
+  "${train_blobs[@]}" --epochs 100000 --run-name "long-$sig" --verbose 0 >/dev/null 2>&1 &
+  pid=$!
+  wait_running "long-$sig" || echo "(the run long-$sig never showed as running)"
+  sleep 0.5
+  kill -"$sig" "$pid"
+  wait "$pid" 2>/dev/null
+done
+check runs-sigterm 0 "^run [0-9]+ 'long-TERM' \(train\) killed" -- "$DEFT" runs show long-TERM --storage "$DB"
+check runs-sigterm-why 0 'error: terminated \(SIGTERM\)' -- "$DEFT" runs show long-TERM --storage "$DB"
+check runs-sigkill 0 "^run [0-9]+ 'long-KILL' \(train\) killed" -- "$DEFT" runs show long-KILL --storage "$DB"
+check runs-sigkill-why 0 'error: the process .* ended without finishing' -- "$DEFT" runs show long-KILL --storage "$DB"
 
 # ---- the model zoo on a small generated image set: 12x12 bars, horizontal (0) or vertical (1)
 /usr/bin/python3 - "$TMP/bars.npz" <<'PY'

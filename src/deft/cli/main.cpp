@@ -1,7 +1,9 @@
 // The `deft` command: parses flags and calls the library; no logic of its own.
 #include <CLI/CLI.hpp>
+#include <pthread.h>
 
 #include <algorithm>
+#include <csignal>
 #include <cstdio>
 #include <exception>
 #include <iostream>
@@ -11,12 +13,15 @@
 #include "deft/data/inspect.h"
 #include "deft/data/registry.h"
 #include "deft/nn/zoo.h"
+#include "deft/track/dashboard.h"
 #include "deft/train/run.h"
 #include "deft/tune/auto.h"
+#include "deft/tune/report_builder.h"
 #include "deft/tune/study_report.h"
 #include "deft/tensor/error.h"
 #include "deft/tensor/file_io.h"
 #include "deft/tensor/parallel.h"
+#include "deft/track/run_report.h"
 #include "deft/version.h"
 
 namespace {
@@ -40,13 +45,20 @@ int run_data_inspect(const DataInspectArgs& a) {
 struct TrainArgs {
   std::string config;
   nlohmann::json flags = nlohmann::json::object();  // flags given on the command line override the file
+  std::string storage = "sqlite:///deft.db";
+  std::string run_name;
+  bool no_track = false;
+  std::string tensorboard = "runs";
+  bool no_tensorboard = false;
 };
 
 int run_train(const TrainArgs& a) {
   nlohmann::json cfg = a.config.empty() ? nlohmann::json::object() : deft::train::load_config_file(a.config);
   for (auto it = a.flags.begin(); it != a.flags.end(); ++it) cfg[it.key()] = it.value();
   const auto c = deft::train::TrainConfig::from_json(cfg);
-  const auto r = deft::train::run_training(c);
+  const auto r = deft::train::run_training(c, {.storage = a.no_track ? "" : a.storage,
+                                                          .run_name = a.run_name,
+                                                          .tensorboard = a.no_tensorboard ? "" : a.tensorboard});
   const nlohmann::json& m = r.metrics;
   if (c.raw["verbose"].get<int64_t>() > 0) {
     std::printf("%s", r.model.summary().c_str());
@@ -60,6 +72,7 @@ int run_train(const TrainArgs& a) {
     std::printf("train: %.0f samples/s (median epoch), wall %.1f s, peak RSS %.0f MiB\n",
                 m["train_samples_per_s"].get<double>(), m["wall_s"].get<double>(), m["peak_rss_mib"].get<double>());
     if (m.contains("model_file")) std::printf("saved %s\n", m["model_file"].get<std::string>().c_str());
+    if (r.run_id >= 0) std::printf("run %s recorded in %s\n", r.run_name.c_str(), m["run"]["storage"].get<std::string>().c_str());
   }
   return 0;
 }
@@ -257,6 +270,49 @@ int run_study_cmd(const std::string& what, const StudyArgs& a) {
   return 0;
 }
 
+int run_report_cmd(const std::string& name, const deft::tune::ReportWriteOptions& o) {
+  for (const auto& f : deft::tune::write_report(name, o)) std::printf("wrote %s\n", f.c_str());
+  return 0;
+}
+
+// Serves until SIGINT/SIGTERM, taken by sigwait here rather than by a handler: the
+// server's threads, started after the mask is set, inherit it.
+int run_dashboard_cmd(const deft::track::DashboardOptions& o) {
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  deft::track::Dashboard d(o);
+  d.start();
+  std::printf("deft dashboard: %s at %s (Ctrl-C to stop)\n", o.storage.c_str(), d.url().c_str());
+  std::fflush(stdout);
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  d.stop();
+  return 0;
+}
+
+// ---- runs ------------------------------------------------------------------------------
+
+struct RunsArgs {
+  std::string storage = "sqlite:///deft.db";
+  deft::track::RunFilter filter;
+  std::vector<std::string> runs;
+  std::string format = "table";
+};
+
+int run_runs_cmd(const std::string& what, const RunsArgs& a) {
+  auto store = deft::track::open_run_store(a.storage);
+  store->reap_dead_runs();  // runs whose process died show as killed, not running
+  std::string out;
+  if (what == "list") out = deft::track::format_run_list(*store, a.filter, a.format);
+  else if (what == "show") out = deft::track::format_run(*store, a.runs.at(0), a.format);
+  else out = deft::track::format_run_comparison(*store, a.runs, a.format);
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -336,6 +392,13 @@ int main(int argc, char** argv) {
   flag("--metrics-out", "Write the run's metrics JSON here", std::string{});
   flag("--log", "Per-epoch log file (.csv or .jsonl)", std::string{});
   flag("--verbose", "0 = quiet, 1 = progress (default)", int64_t{});
+  train_cmd->add_option("--storage", train.storage,
+                        "Record the run in this store: sqlite:///path.db (default sqlite:///deft.db) or postgresql://...");
+  train_cmd->add_option("--run-name", train.run_name, "The run's name in the store (unique; default run-<id>)");
+  train_cmd->add_flag("--no-track", train.no_track, "Do not record the run");
+  train_cmd->add_option("--tensorboard", train.tensorboard,
+                        "Write TensorBoard event files under DIR/<run name>/ (default runs)");
+  train_cmd->add_flag("--no-tensorboard", train.no_tensorboard, "Do not write TensorBoard event files");
 
   // ---- eval
   CLI::App* eval_cmd = app.add_subcommand("eval", "Evaluate a saved model: accuracy, per-class precision/recall/F1, confusion matrix");
@@ -371,6 +434,10 @@ int main(int argc, char** argv) {
   auto_cmd->add_option("--workers", au.o.workers, "Trials side by side in this process; the cores are split between them")
       ->check(CLI::PositiveNumber);
   auto_cmd->add_option("--storage", au.o.storage, "Study store: sqlite:///path.db (default sqlite:///deft.db) or postgresql://user@host:port/db");
+  auto_cmd->add_option("--tensorboard", au.o.tensorboard,
+                       "Write TensorBoard event files under DIR/<study>/<trial-N|final>/ (default runs)");
+  auto_cmd->add_flag_callback("--no-tensorboard", [&] { au.o.tensorboard.clear(); },
+                              "Do not write TensorBoard event files");
   auto_cmd->add_option("--study", au.o.study, "Study name (default auto-<data>-<unix time>)");
   auto_cmd->add_flag("--resume", au.o.resume, "Continue the study named by --study (its trials inform the search)");
   auto_cmd->add_option("--out", au.o.out, "Write the best model here (default best.deft)");
@@ -416,6 +483,56 @@ int main(int argc, char** argv) {
     c->callback([&study_what, sub] { study_what = sub; });
   }
 
+  // ---- report
+  CLI::App* report_cmd = app.add_subcommand(
+      "report", "Write a study's (or a run's) HTML report: plots, importance, evaluation; self-contained, no scripts");
+  std::string report_name;
+  deft::tune::ReportWriteOptions rep;
+  report_cmd->add_option("name", report_name, "Study name, or a run's name or id")->required();
+  report_cmd->add_option("--storage", rep.storage, "sqlite:///path.db (default sqlite:///deft.db) or postgresql://...");
+  report_cmd->add_option("--out", rep.out, "The HTML file (default report.html)");
+  report_cmd->add_option("--svg-dir", rep.svg_dir, "Also write every plot here as a standalone .svg");
+  report_cmd->add_flag("--png", rep.png, "Also write every plot as .png (needs --svg-dir)");
+  report_cmd->add_option("--model", rep.report.model_path, "Model to evaluate (default: the one the study or run recorded)");
+  report_cmd->add_option("--data", rep.report.data, "Data to evaluate on (default: the model's own test split)");
+  bool report_no_eval = false;
+  report_cmd->add_flag("--no-eval", report_no_eval, "Do not load and evaluate the model");
+
+  // ---- dashboard
+  CLI::App* dashboard_cmd = app.add_subcommand("dashboard", "Serve a read-only web view of the studies and runs in a store");
+  deft::track::DashboardOptions dash;
+  dashboard_cmd->add_option("--storage", dash.storage, "sqlite:///path.db (default sqlite:///deft.db) or postgresql://...");
+  dashboard_cmd->add_option("--host", dash.host, "Address to listen on (default 127.0.0.1: this machine only)");
+  dashboard_cmd->add_option("--port", dash.port, "Port (default 8080; 0 picks a free one)")->check(CLI::Range(0, 65535));
+  dashboard_cmd->add_option("--refresh", dash.refresh_s, "Seconds between looks at the store for changes (default 2)")
+      ->check(CLI::PositiveNumber);
+
+  // ---- runs
+  CLI::App* runs_cmd = app.add_subcommand("runs", "Read recorded runs (deft train, deft auto's trials): list, show, compare");
+  runs_cmd->require_subcommand(1);
+  RunsArgs ru;
+  std::string runs_what;
+  for (const auto& [sub, help] : std::vector<std::pair<std::string, std::string>>{
+           {"list", "Runs, newest first: id, name, command, study#trial, status, start, duration, key final metrics"},
+           {"show", "One run (name or id): params, summary, artifacts, config, system, metrics per epoch"},
+           {"compare", "Runs side by side: params that differ, final metrics, validation metrics per epoch"}}) {
+    CLI::App* c = runs_cmd->add_subcommand(sub, help);
+    c->add_option("--storage", ru.storage, "sqlite:///path.db (default sqlite:///deft.db) or postgresql://...");
+    c->add_option("--format", ru.format, "table (default) or json")->check(CLI::IsMember({"table", "json"}));
+    if (sub == "list") {
+      c->add_option("--study", ru.filter.study, "Only this study's runs (its trials and final training)");
+      c->add_option("--command", ru.filter.command, "Only runs of this command (train, trial, auto)");
+      c->add_option("--status", ru.filter.status, "Only runs with this status")
+          ->check(CLI::IsMember({"running", "finished", "failed", "killed"}));
+      c->add_option("--limit", ru.filter.limit, "At most this many runs (default: all)")->check(CLI::NonNegativeNumber);
+    } else if (sub == "show") {
+      c->add_option("run", ru.runs, "Run name or id")->required()->expected(1);
+    } else {
+      c->add_option("runs", ru.runs, "Two or more run names or ids")->required()->expected(2, -1);
+    }
+    c->callback([&runs_what, sub] { runs_what = sub; });
+  }
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -439,6 +556,12 @@ int main(int argc, char** argv) {
       return run_auto_cmd(au);
     }
     if (study_cmd->parsed()) return run_study_cmd(study_what, st);
+    if (report_cmd->parsed()) {
+      rep.report.evaluate = !report_no_eval;
+      return run_report_cmd(report_name, rep);
+    }
+    if (runs_cmd->parsed()) return run_runs_cmd(runs_what, ru);
+    if (dashboard_cmd->parsed()) return run_dashboard_cmd(dash);
     std::printf("%s", app.help().c_str());
     return 0;
   } catch (const deft::InputError& e) {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -22,6 +23,9 @@
 #include "deft/tensor/error.h"
 #include "deft/tensor/file_io.h"
 #include "deft/tensor/parallel.h"
+#include "deft/track/run_store.h"
+#include "deft/train/run_recorder.h"
+#include "deft/train/tensorboard_logger.h"
 
 namespace deft::train {
 
@@ -457,16 +461,134 @@ PreparedFit prepare_fit(const TrainConfig& c, const data::Dataset& train, const 
   return PreparedFit{std::move(model), std::move(fo)};
 }
 
-RunResult run_training(const TrainConfig& c) {
+json run_params(const TrainConfig& c) {
+  const json& r = c.raw;
+  json p = json::object();
+  p["model"] = r["layers"].is_null() ? r["model"] : json("custom");
+  json opt = r["optimizer"];
+  const std::string opt_name = opt["name"].get<std::string>();
+  p["optimizer"] = opt_name;
+  opt.erase("name");
+  p["lr"] = optim::make_optimizer(opt_name, opt)->lr();
+  for (auto it = opt.begin(); it != opt.end(); ++it)
+    if (it.key() != "lr") p[it.key()] = it.value();  // weight_decay, momentum, ...
+  for (const char* k : {"data", "target", "batch_size", "epochs", "seed", "width", "depth", "dropout", "hidden",
+                        "activation", "layers", "label_smoothing", "validation_split", "augment", "schedule",
+                        "clip_grad_norm", "clip_grad_value", "early_stopping", "class_weight", "positive_classes"}) {
+    const json& v = r[k];
+    const bool unset = v.is_null() || (v.is_string() && v.get<std::string>().empty()) ||
+                       (v.is_number() && v.get<double>() == 0 &&
+                        (std::string(k) == "label_smoothing" || std::string(k).rfind("clip_", 0) == 0 ||
+                         std::string(k) == "validation_split"));
+    if (!unset) p[k] = v;
+  }
+  if (!r["layers"].is_null()) p.erase("hidden");
+  return p;
+}
+
+namespace {
+
+std::string absolute_path(const std::string& path) {
+  std::error_code ec;
+  const auto a = std::filesystem::absolute(path, ec);
+  return ec ? path : a.lexically_normal().string();
+}
+
+// The final numbers of a run as the run store's summary: the last epoch's logs
+// (loss, accuracy, val_*, lr, ...), the test metrics as test_*, and the totals.
+json run_summary(const RunResult& res) {
+  json s = json::object();
+  const auto number = [](const json& v) { return v.is_number() && std::isfinite(v.get<double>()); };
+  if (!res.history.epochs.empty())
+    for (const auto& [k, v] : res.history.epochs.back())
+      if (k != "epoch" && k.find("_class_") == std::string::npos && std::isfinite(v)) s[k] = v;
+  const json& m = res.metrics;
+  if (m["test"].is_object())
+    for (auto it = m["test"].begin(); it != m["test"].end(); ++it)
+      if (number(it.value())) s["test_" + it.key()] = it.value();
+  for (const char* k : {"epochs", "wall_s", "train_samples_per_s", "peak_rss_mib", "parameters"})
+    if (m.contains(k) && number(m[k])) s[k] = m[k];
+  return s;
+}
+
+RunResult train_and_evaluate(const TrainConfig& c, std::chrono::steady_clock::time_point t0,
+                             const std::shared_ptr<RunRecorder>& recorder, const json& run_info,
+                             const std::string& tensorboard_dir);
+
+}  // namespace
+
+RunResult run_training(const TrainConfig& c, const RunTracking& tracking) {
   const auto t0 = std::chrono::steady_clock::now();
   const json& r = c.raw;
   if (r["threads"].get<int64_t>() > 0) set_num_threads(static_cast<int>(r["threads"].get<int64_t>()));
+  // TensorBoard event files go to <root>/<run name>, or <root>/train-<unix time> for an
+  // untracked run.
+  const auto tb_dir = [&](const std::string& run_name) {
+    return tracking.tensorboard.empty() ? std::string() : (std::filesystem::path(tracking.tensorboard) / run_name).string();
+  };
+  if (tracking.storage.empty())
+    return train_and_evaluate(c, t0, nullptr, nullptr,
+                              tb_dir(fmt::format("train-{}", static_cast<int64_t>(std::time(nullptr)))));
+
+  std::unique_ptr<track::RunStore> runs = track::open_run_store(tracking.storage);
+  track::RunRecord rec;
+  rec.name = tracking.run_name;
+  rec.command = "train";
+  rec.config = r;
+  rec.params = run_params(c);
+  rec.system = track::system_info();
+  for (const char* k : {"checkpoint", "log", "resume"})
+    if (!r[k].get<std::string>().empty()) rec.artifacts[k] = absolute_path(r[k].get<std::string>());
+  const int64_t id = runs->create_run(rec);
+  const std::string name = runs->run(id).name;
+  track::RunSignalGuard guard(*runs);
+  guard.watch(id);
+  auto recorder = std::make_shared<RunRecorder>(*runs, id);
+  try {
+    const std::string tensorboard = tb_dir(name);
+    if (!tensorboard.empty()) runs->set_artifact(id, "tensorboard", absolute_path(tensorboard));
+    RunResult res =
+        train_and_evaluate(c, t0, recorder, {{"id", id}, {"name", name}, {"storage", runs->url()}}, tensorboard);
+    res.run_id = id;
+    res.run_name = name;
+    if (!r["out"].get<std::string>().empty()) runs->set_artifact(id, "model", absolute_path(r["out"].get<std::string>()));
+    if (!r["metrics_out"].get<std::string>().empty())
+      runs->set_artifact(id, "metrics", absolute_path(r["metrics_out"].get<std::string>()));
+    runs->finish_run(id, track::RunStatus::Finished, run_summary(res));
+    guard.unwatch(id);
+    return res;
+  } catch (const std::exception& e) {
+    guard.unwatch(id);
+    try {  // what the epoch cut short logged, and the reason; the training's error is the one reported
+      recorder->flush();
+    } catch (const std::exception&) {
+    }
+    try {
+      runs->finish_run(id, track::RunStatus::Failed, {{"error", e.what()}});
+    } catch (const std::exception&) {
+    }
+    throw;
+  }
+}
+
+namespace {
+
+RunResult train_and_evaluate(const TrainConfig& c, std::chrono::steady_clock::time_point t0,
+                             const std::shared_ptr<RunRecorder>& recorder, const json& run_info,
+                             const std::string& tensorboard_dir) {
+  const json& r = c.raw;
   data::DatasetSplits splits = load_training_data(c);
   const data::Dataset& train = splits.train;
 
   PreparedFit prep = prepare_fit(c, train, splits.validation ? &*splits.validation : nullptr);
   Model& model = prep.model;
   FitOptions& fo = prep.options;
+  if (recorder) fo.callbacks.push_back(recorder);
+  if (!tensorboard_dir.empty()) {
+    TensorBoardOptions tb{.config = r, .hparams = hparams_from_config(run_params(c))};
+    if (splits.validation) tb.validation = *splits.validation;  // the prediction grid and confusion matrix
+    fo.callbacks.push_back(make_tensorboard_logger(tensorboard_dir, std::move(tb)));
+  }
   model.provenance()["dataset"] = r["data"];
   model.provenance()["config"] = r;
   RunResult res;
@@ -509,6 +631,7 @@ RunResult run_training(const TrainConfig& c) {
   m["peak_rss_mib"] = peak_rss_mib();
   m["peak_rss_fit_mib"] = peak_rss_fit;
   m["config"] = r;
+  if (!run_info.is_null()) m["run"] = run_info;
   if (!r["out"].get<std::string>().empty()) {
     model.provenance()["wall_s"] = m["wall_s"];
     model.save(r["out"].get<std::string>());
@@ -519,5 +642,7 @@ RunResult run_training(const TrainConfig& c) {
   res.model = std::move(model);
   return res;
 }
+
+}  // namespace
 
 }  // namespace deft::train

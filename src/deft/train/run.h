@@ -6,6 +6,7 @@
 //   TrainConfig c = TrainConfig::from_json(cfg);     // InputError names a bad key or value
 //   RunResult r = run_training(c);                   // data -> model -> fit -> evaluate -> save
 //   write_json_atomically("m.json", r.metrics);
+//   run_training(c, {.storage = "sqlite:///deft.db"});  // and record it as a run (track/run_store.h)
 //
 // Keys (all optional but `data`; defaults reproduce the Keras Fashion-MNIST example):
 //   data: fashion-mnist | PATH      target: COLUMN (CSV)     positive_classes: [Sandal, 7, ...]
@@ -51,6 +52,20 @@ struct RunResult {
   Evaluation test;
   std::optional<Evaluation> val;
   nlohmann::json metrics;  // the --metrics-out object of DESIGN.md
+  int64_t run_id = -1;     // the recorded run (-1: not recorded)
+  std::string run_name;
+};
+
+// Where run_training records the run: the run store's URL ("" = not recorded) and the
+// run's name ("" = run-<id>; a name already taken is an InputError before training).
+// The run holds the resolved config, the params, system_info(), the artifacts (model,
+// checkpoint, log, metrics file), every epoch's logs (RunRecorder) and the final
+// summary (test_* metrics, wall_s, ...); it ends finished, or failed with
+// summary.error when training throws, or killed on SIGINT/SIGTERM (RunSignalGuard).
+struct RunTracking {
+  std::string storage;      // the run store's URL; "" = the run is not recorded
+  std::string run_name;     // "" = run-<id>
+  std::string tensorboard;  // root of the TensorBoard event files (<root>/<run name>/); "" = none
 };
 
 // Loads and splits the data as the config says (positive_classes applied).
@@ -59,7 +74,10 @@ data::DatasetSplits load_training_data(const TrainConfig& c);
 // data's, e.g. [1,28,28]; the image families need [C,H,W]) and `num_outputs` outputs.
 std::shared_ptr<nn::Module> build_network(const TrainConfig& c, const Shape& input_shape,
                                           int64_t num_outputs);
-RunResult run_training(const TrainConfig& c);
+RunResult run_training(const TrainConfig& c, const RunTracking& tracking = {});
+// The hyperparameters of a config as a run records them: model, optimizer, lr, batch
+// size, epochs, and the knobs the config sets.
+nlohmann::json run_params(const TrainConfig& c);
 
 // The model and fit options run_training builds from a config, for data already loaded
 // (the tuner's trials): compiled model, FitOptions with the config's callbacks (schedule,

@@ -16,8 +16,12 @@
 #include "deft/tensor/error.h"
 #include "deft/tensor/file_io.h"
 #include "deft/tensor/parallel.h"
+#include "deft/track/run_store.h"
 #include "deft/train/callbacks.h"
 #include "deft/train/run.h"
+#include "deft/train/run_recorder.h"
+#include "deft/train/tensorboard_logger.h"
+#include "deft/tune/report_builder.h"
 #include "deft/tune/study.h"
 
 namespace deft::tune {
@@ -81,6 +85,37 @@ class TrialCallback : public train::Callback {
   int64_t* epochs_budget_;
   int64_t max_epochs_;
 };
+
+// The callbacks that record a trial's or the final training's run: every tracking
+// callback of deft auto is added here. With `tensorboard` set, the run's event files go
+// there, its hparams session grouped under the study (no per-trial experiment: the
+// hparams tab builds one table from every trial's session_start_info).
+train::Callbacks tracking_callbacks(track::RunStore& runs, int64_t run_id, const std::string& tensorboard,
+                                    const json& config, const json& params, const std::string& study) {
+  train::Callbacks cbs = {std::make_shared<train::RunRecorder>(runs, run_id)};
+  if (!tensorboard.empty()) {
+    runs.set_artifact(run_id, "tensorboard", std::filesystem::absolute(tensorboard).lexically_normal().string());
+    cbs.push_back(train::make_tensorboard_logger(tensorboard, {.config = config,
+                                                               .hparams = train::hparams_from_config(params),
+                                                               .group_name = study,
+                                                               .write_experiment = false}));
+  }
+  return cbs;
+}
+
+// The run store's summary of deft auto's final model: its test_* and val_* metrics,
+// the epochs, the wall time, the best trial and the trial counts.
+json final_summary(const json& m, const std::string& final_mode, int64_t best_trial) {
+  json s = {{"final", final_mode}, {"best_trial", best_trial}};
+  for (const char* split : {"test", "val"})
+    if (m[split].is_object())
+      for (auto it = m[split].begin(); it != m[split].end(); ++it)
+        if (it.value().is_number()) s[std::string(split) + "_" + it.key()] = it.value();
+  for (const char* k : {"epochs", "wall_s", "train_samples_per_s", "peak_rss_mib"})
+    if (m.contains(k) && m[k].is_number()) s[k] = m[k];
+  for (auto it = m["trials"].begin(); it != m["trials"].end(); ++it) s["trials_" + it.key()] = it.value();
+  return s;
+}
 
 // The final training's learning rate: a linear warmup over the first 3% of the time, then
 // cosine annealing to 0 over the time the training has, which is the final phase's
@@ -429,6 +464,8 @@ AutoResult run_auto(const AutoOptions& o) {
   // 3. search
   const std::string url = o.storage.empty() ? "sqlite:///deft.db" : o.storage;
   std::shared_ptr<track::StudyStore> store = track::open_study_store(url);
+  std::unique_ptr<track::RunStore> runs = track::open_run_store(url);  // every trial and the final training
+  track::RunSignalGuard signal_guard(*runs);
   std::string study_name = o.study;
   if (study_name.empty()) {
     std::string stem = std::filesystem::path(o.data).filename().string();
@@ -452,6 +489,8 @@ AutoResult run_auto(const AutoOptions& o) {
   store->set_study_user_attr(study.id(), "data", o.data);
   store->set_study_user_attr(study.id(), "metric", "val_" + metric);
   store->set_study_user_attr(study.id(), "families", families);
+  store->set_study_user_attr(study.id(), "dataset", o.data);
+  if (!o.target.empty()) store->set_study_user_attr(study.id(), "target", o.target);
 
   std::mutex best_mu;
   double best_value = maximize ? -INFINITY : INFINITY;
@@ -465,49 +504,111 @@ AutoResult run_auto(const AutoOptions& o) {
   std::mutex epochs_mu;
   const double search_deadline = unix_now() + search_s;
 
+  // Each trial is a run (command "trial"): finished, finished with summary.pruned when
+  // the pruner stopped it, killed when a budget or the deadline cut it short, failed
+  // when it threw.
+  // TensorBoard: <root>/<study>/trial-<n>/ and <root>/<study>/final/.
+  const auto tb_dir = [&](const std::string& run) {
+    return o.tensorboard.empty() ? std::string() : (std::filesystem::path(o.tensorboard) / study_name / run).string();
+  };
   auto objective = [&](Trial& t) -> std::vector<double> {
     const json p = space.empty() ? suggest_params(t, families, images) : suggest_from_space(t, space, families);
     json c = config_from_params(base, p);
     c["epochs"] = o.max_trial_epochs;
     c["seed"] = o.seed + static_cast<uint64_t>(t.number());
-    const train::TrainConfig tc = train::TrainConfig::from_json(c);
-    train::PreparedFit pf = train::prepare_fit(tc, search_train, &val);
-    int64_t budget_epochs = 0;
-    if (o.max_total_epochs > 0) {
-      std::lock_guard<std::mutex> lk(epochs_mu);
-      budget_epochs = std::min<int64_t>(o.max_trial_epochs, epochs_left);
-      if (budget_epochs <= 0) {
-        study.stop();
+    track::RunRecord run;
+    run.name = fmt::format("{}-trial-{}", study_name, t.number());
+    run.command = "trial";
+    run.study = study_name;
+    run.trial_number = t.number();
+    run.config = c;
+    run.params = p;
+    run.system = track::system_info();
+    const int64_t run_id = track::create_run_unique(*runs, run);
+    signal_guard.watch(run_id);
+    track::RunStatus end_status = track::RunStatus::Killed;
+    json end_summary = json::object();
+    try {
+      const train::TrainConfig tc = train::TrainConfig::from_json(c);
+      runs->set_config(run_id, tc.raw);
+      train::PreparedFit pf = train::prepare_fit(tc, search_train, &val);
+      int64_t budget_epochs = 0;
+      if (o.max_total_epochs > 0) {
+        std::lock_guard<std::mutex> lk(epochs_mu);
+        budget_epochs = std::min<int64_t>(o.max_trial_epochs, epochs_left);
+        if (budget_epochs <= 0) {
+          study.stop();
+          end_summary = {{"stopped", "epoch budget"}, {"epochs", 0}};
+          throw TrialPruned();
+        }
+        epochs_left -= budget_epochs;  // reserved; unused epochs are returned below
+      }
+      auto cb = std::make_shared<TrialCallback>(t, "val_" + metric, maximize, budget_epochs > 0 ? &budget_epochs : nullptr,
+                                                o.max_trial_epochs);
+      pf.options.callbacks.push_back(cb);
+      for (auto& tracking : tracking_callbacks(*runs, run_id, tb_dir(fmt::format("trial-{}", t.number())), c, p, study_name))
+        pf.options.callbacks.push_back(tracking);
+      pf.options.verbose = o.verbose >= 2 ? 1 : 0;
+      pf.model.fit(search_train, pf.options);
+      if (o.max_total_epochs > 0) {
+        std::lock_guard<std::mutex> lk(epochs_mu);
+        epochs_left += budget_epochs;
+      }
+      t.set_user_attr("epochs", cb->epochs_done);
+      t.set_user_attr("epoch_s", cb->epoch_s);
+      t.set_user_attr("parameters", pf.model.net().num_parameters());
+      t.set_user_attr("train_examples", search_train.size());
+      const std::string stopped =
+          cb->stopped ? (budget_epochs > 0 || o.max_total_epochs == 0 ? "time budget" : "epoch budget") : "";
+      if (cb->stopped) t.set_user_attr("stopped", stopped);
+      end_summary = {{"epochs", cb->epochs_done}, {"parameters", pf.model.net().num_parameters()},
+                     {"train_examples", search_train.size()}};
+      if (std::isfinite(cb->last)) end_summary["val_" + metric] = cb->last;
+      if (cb->best) end_summary["best_val_" + metric] = *cb->best;
+      if (cb->pruned || cb->stopped) {
+        if (cb->stopped || t.should_stop()) {
+          end_summary["stopped"] = cb->stopped ? stopped : "deadline";
+        } else {
+          end_status = track::RunStatus::Finished;
+          end_summary["pruned"] = true;
+        }
         throw TrialPruned();
       }
-      epochs_left -= budget_epochs;  // reserved; unused epochs are returned below
-    }
-    auto cb = std::make_shared<TrialCallback>(t, "val_" + metric, maximize, budget_epochs > 0 ? &budget_epochs : nullptr,
-                                              o.max_trial_epochs);
-    pf.options.callbacks.push_back(cb);
-    pf.options.verbose = o.verbose >= 2 ? 1 : 0;
-    pf.model.fit(search_train, pf.options);
-    if (o.max_total_epochs > 0) {
-      std::lock_guard<std::mutex> lk(epochs_mu);
-      epochs_left += budget_epochs;
-    }
-    t.set_user_attr("epochs", cb->epochs_done);
-    t.set_user_attr("epoch_s", cb->epoch_s);
-    t.set_user_attr("parameters", pf.model.net().num_parameters());
-    t.set_user_attr("train_examples", search_train.size());
-    if (cb->stopped) t.set_user_attr("stopped", budget_epochs > 0 || o.max_total_epochs == 0 ? "time budget" : "epoch budget");
-    if (cb->pruned || cb->stopped) throw TrialPruned();
-    const double value = cb->last;
-    {
-      std::lock_guard<std::mutex> lk(best_mu);
-      if (std::isfinite(value) && (maximize ? value > best_value : value < best_value)) {
-        best_value = value;
-        pf.model.provenance()["trial"] = t.number();
-        pf.model.provenance()["study"] = study_name;
-        pf.model.save(best_trial_model);
+      const double value = cb->last;
+      {
+        std::lock_guard<std::mutex> lk(best_mu);
+        if (std::isfinite(value) && (maximize ? value > best_value : value < best_value)) {
+          best_value = value;
+          pf.model.provenance()["trial"] = t.number();
+          pf.model.provenance()["study"] = study_name;
+          pf.model.save(best_trial_model);
+        }
       }
+      end_summary["value"] = value;
+      if (std::isnan(value)) {
+        end_summary["error"] = "the objective returned NaN";
+        runs->finish_run(run_id, track::RunStatus::Failed, end_summary);
+      } else {
+        runs->finish_run(run_id, track::RunStatus::Finished, end_summary);
+      }
+      signal_guard.unwatch(run_id);
+      return {value};
+    } catch (const TrialPruned&) {
+      signal_guard.unwatch(run_id);
+      try {
+        runs->finish_run(run_id, end_status, end_summary);
+      } catch (const std::exception&) {  // the trial's end is the study's; the run store only records it
+      }
+      throw;
+    } catch (const std::exception& e) {
+      signal_guard.unwatch(run_id);
+      end_summary["error"] = e.what();
+      try {
+        runs->finish_run(run_id, track::RunStatus::Failed, end_summary);
+      } catch (const std::exception&) {
+      }
+      throw;
     }
-    return {value};
   };
 
   OptimizeOptions oo;
@@ -593,90 +694,127 @@ AutoResult run_auto(const AutoOptions& o) {
   // least 2 epochs for the cosine to anneal over.
   const bool can_retrain = fit_epochs >= 2 && static_cast<double>(fit_epochs) * static_cast<double>(full_train.size()) >=
                                                   static_cast<double>(best_epochs) * static_cast<double>(search_train.size());
-  if (can_retrain || !std::filesystem::exists(best_trial_model)) {
-    final_cfg["epochs"] = kMaxFinalEpochs;
-    final_cfg["schedule"] = nullptr;  // TimeCosine below: a cosine over the final phase's time
-    say(fmt::format("deft auto: best trial {} (val_{} {:.4f}); retraining it on all {} training examples for {} "
-                    "(about {} epochs, cosine learning rate over the time)\n",
-                    best.number, metric, best.values[0], full_train.size(), fmt_duration(final_left),
-                    std::min(fit_epochs, kMaxFinalEpochs)));
-    train::PreparedFit pf = train::prepare_fit(train::TrainConfig::from_json(final_cfg), full_train, nullptr);
-    auto tc = std::make_shared<TimeCosine>(std::max(1.0, final_left), kMaxFinalEpochs);
-    pf.options.callbacks.push_back(tc);
-    pf.options.verbose = o.verbose >= 2 ? 1 : 0;
-    final_history = pf.model.fit(full_train, pf.options);
-    final_model = std::move(pf.model);
-    final_mode = fmt::format("retrained on train + validation for {} epochs", final_model.epochs_trained());
-    if (tc->hit_deadline) final_mode += " (the last one cut at the deadline)";
-  } else {
-    final_mode = "the best trial's model (no time left to retrain)";
-    final_model = train::Model::load(best_trial_model);
-  }
-  std::error_code ec;
-  std::filesystem::remove(best_trial_model, ec);
+  // The final training (or the best trial's model kept) is a run too: command "auto",
+  // named after the study; failed with the error when finalising throws.
+  track::RunRecord final_run;
+  final_run.name = study_name + "-final";
+  final_run.command = "auto";
+  final_run.study = study_name;
+  final_run.config = final_cfg;
+  final_run.params = best_params;
+  final_run.system = track::system_info();
+  const int64_t final_run_id = track::create_run_unique(*runs, final_run);
+  signal_guard.watch(final_run_id);
+  try {
+    if (can_retrain || !std::filesystem::exists(best_trial_model)) {
+      final_cfg["epochs"] = kMaxFinalEpochs;
+      final_cfg["schedule"] = nullptr;  // TimeCosine below: a cosine over the final phase's time
+      say(fmt::format("deft auto: best trial {} (val_{} {:.4f}); retraining it on all {} training examples for {} "
+                      "(about {} epochs, cosine learning rate over the time)\n",
+                      best.number, metric, best.values[0], full_train.size(), fmt_duration(final_left),
+                      std::min(fit_epochs, kMaxFinalEpochs)));
+      train::PreparedFit pf = train::prepare_fit(train::TrainConfig::from_json(final_cfg), full_train, nullptr);
+      auto tc = std::make_shared<TimeCosine>(std::max(1.0, final_left), kMaxFinalEpochs);
+      pf.options.callbacks.push_back(tc);
+      for (auto& tracking : tracking_callbacks(*runs, final_run_id, tb_dir("final"), final_cfg, best_params, study_name))
+        pf.options.callbacks.push_back(tracking);
+      pf.options.verbose = o.verbose >= 2 ? 1 : 0;
+      runs->set_config(final_run_id, final_cfg);
+      final_history = pf.model.fit(full_train, pf.options);
+      final_model = std::move(pf.model);
+      final_mode = fmt::format("retrained on train + validation for {} epochs", final_model.epochs_trained());
+      if (tc->hit_deadline) final_mode += " (the last one cut at the deadline)";
+    } else {
+      final_mode = "the best trial's model (no time left to retrain)";
+      final_model = train::Model::load(best_trial_model);
+    }
+    std::error_code ec;
+    std::filesystem::remove(best_trial_model, ec);
 
-  // evaluation, files
-  train::Evaluation test_ev;
-  if (splits.test) test_ev = final_model.evaluate_full(*splits.test, {.batch_size = 256});
-  const train::Evaluation val_ev = final_model.evaluate_full(val, {.batch_size = 256});
-  final_model.provenance()["study"] = study_name;
-  final_model.provenance()["storage"] = url;
-  final_model.provenance()["best_trial"] = best.number;
-  final_model.provenance()["config"] = final_cfg;
-  final_model.provenance()["final"] = final_mode;
-  final_model.save(out_path.string());
+    // evaluation, files
+    train::Evaluation test_ev;
+    if (splits.test) test_ev = final_model.evaluate_full(*splits.test, {.batch_size = 256});
+    const train::Evaluation val_ev = final_model.evaluate_full(val, {.batch_size = 256});
+    final_model.provenance()["study"] = study_name;
+    final_model.provenance()["storage"] = url;
+    final_model.provenance()["best_trial"] = best.number;
+    final_model.provenance()["config"] = final_cfg;
+    final_model.provenance()["final"] = final_mode;
+    final_model.save(out_path.string());
+    store->set_study_user_attr(study.id(), "model_path", std::filesystem::absolute(out_path).lexically_normal().string());
 
-  int64_t complete = 0, pruned = 0, failed = 0;
-  json board = json::array();
-  for (const auto& t : all) {
-    complete += t.state == TrialState::Complete;
-    pruned += t.state == TrialState::Pruned;
-    failed += t.state == TrialState::Fail;
+    int64_t complete = 0, pruned = 0, failed = 0;
+    json board = json::array();
+    for (const auto& t : all) {
+      complete += t.state == TrialState::Complete;
+      pruned += t.state == TrialState::Pruned;
+      failed += t.state == TrialState::Fail;
+    }
+    AutoResult res;
+    res.leaderboard = leaderboard_table(all, study.directions());
+    json m;
+    m["command"] = "auto";
+    m["dataset"] = o.data;
+    m["model"] = best_params["model"];
+    m["epochs"] = final_model.epochs_trained();
+    m["test"] = splits.test ? train::evaluation_json(test_ev, final_model.class_names()) : json(nullptr);
+    m["val"] = train::evaluation_json(val_ev, final_model.class_names());
+    m["trials"] = {{"complete", complete}, {"pruned", pruned}, {"failed", failed}, {"total", static_cast<int64_t>(all.size())}};
+    m["best"] = {{"number", best.number}, {"params", best_params},
+                 {"value", std::isfinite(best.values[0]) ? json(best.values[0]) : json(nullptr)},
+                 {"state", track::to_string(best.state)}, {"metric", "val_" + metric}};
+    m["final"] = final_mode;
+    m["study"] = study_name;
+    m["storage"] = url;
+    m["families"] = families;
+    m["search_train_examples"] = search_train.size();
+    m["time_budget_s"] = o.time_budget_s;
+    m["search_s"] = search_s;
+    m["workers"] = o.workers;
+    m["threads"] = total_threads;
+    m["train_samples_per_s"] = 0.0;
+    if (!final_history.epochs.empty()) {
+      std::vector<double> sps;
+      for (auto& l : final_history.epochs) sps.push_back(l.at("samples_per_s"));
+      std::sort(sps.begin(), sps.end());
+      m["train_samples_per_s"] = sps[sps.size() / 2];
+    }
+    for (const auto& t : all)
+      if (t.state == TrialState::Complete || t.state == TrialState::Pruned) board.push_back(trial_json(t));
+    m["leaderboard"] = board;
+    m["wall_s"] = unix_now() - t_start;
+    m["peak_rss_mib"] = train::peak_rss_mib();
+    m["config"] = final_cfg;
+    m["model_file"] = out_path.string();
+    m["run"] = {{"id", final_run_id}, {"name", runs->run(final_run_id).name}};
+    if (!o.metrics_out.empty()) train::write_json_atomically(o.metrics_out, m);
+    res.metrics = m;
+    runs->set_artifact(final_run_id, "model", std::filesystem::absolute(out_path).lexically_normal().string());
+    if (!o.metrics_out.empty())
+      runs->set_artifact(final_run_id, "metrics",
+                         std::filesystem::absolute(o.metrics_out).lexically_normal().string());
+    runs->finish_run(final_run_id, track::RunStatus::Finished, final_summary(m, final_mode, best.number));
+    signal_guard.unwatch(final_run_id);
+    say(fmt::format("\nLeaderboard (study '{}' in {}):\n{}", study_name, url, res.leaderboard));
+    if (splits.test)
+      say(fmt::format("deft auto: {} | test accuracy {:.4f} | {} complete, {} pruned, {} failed | {} | model {}\n", final_mode,
+                      test_ev.logs.count("accuracy") ? test_ev.logs.at("accuracy") : NAN, complete, pruned, failed,
+                      fmt_duration(unix_now() - t_start), out_path.string()));
+    // report.html next to the model; a failure to write it is a warning, not a failed run
+    const std::string report = (out_path.parent_path() / "report.html").string();
+    const std::string report_error = write_auto_report(*store, runs.get(), study_name, final_model, splits.test ? *splits.test : val,
+                                                       splits.test ? test_ev : val_ev, splits.test ? "test" : "validation", report);
+    if (report_error.empty()) say(fmt::format("deft auto: report {}\n", report));
+    else std::fprintf(stderr, "deft: warning: could not write the report %s: %s\n", report.c_str(), report_error.c_str());
+    return res;
+  } catch (const std::exception& e) {
+    signal_guard.unwatch(final_run_id);
+    try {
+      runs->finish_run(final_run_id, track::RunStatus::Failed, {{"error", e.what()}});
+    } catch (const std::exception&) {
+    }
+    throw;
   }
-  AutoResult res;
-  res.leaderboard = leaderboard_table(all, study.directions());
-  json m;
-  m["command"] = "auto";
-  m["dataset"] = o.data;
-  m["model"] = best_params["model"];
-  m["epochs"] = final_model.epochs_trained();
-  m["test"] = splits.test ? train::evaluation_json(test_ev, final_model.class_names()) : json(nullptr);
-  m["val"] = train::evaluation_json(val_ev, final_model.class_names());
-  m["trials"] = {{"complete", complete}, {"pruned", pruned}, {"failed", failed}, {"total", static_cast<int64_t>(all.size())}};
-  m["best"] = {{"number", best.number}, {"params", best_params},
-               {"value", std::isfinite(best.values[0]) ? json(best.values[0]) : json(nullptr)},
-               {"state", track::to_string(best.state)}, {"metric", "val_" + metric}};
-  m["final"] = final_mode;
-  m["study"] = study_name;
-  m["storage"] = url;
-  m["families"] = families;
-  m["search_train_examples"] = search_train.size();
-  m["time_budget_s"] = o.time_budget_s;
-  m["search_s"] = search_s;
-  m["workers"] = o.workers;
-  m["threads"] = total_threads;
-  m["train_samples_per_s"] = 0.0;
-  if (!final_history.epochs.empty()) {
-    std::vector<double> sps;
-    for (auto& l : final_history.epochs) sps.push_back(l.at("samples_per_s"));
-    std::sort(sps.begin(), sps.end());
-    m["train_samples_per_s"] = sps[sps.size() / 2];
-  }
-  for (const auto& t : all)
-    if (t.state == TrialState::Complete || t.state == TrialState::Pruned) board.push_back(trial_json(t));
-  m["leaderboard"] = board;
-  m["wall_s"] = unix_now() - t_start;
-  m["peak_rss_mib"] = train::peak_rss_mib();
-  m["config"] = final_cfg;
-  m["model_file"] = out_path.string();
-  if (!o.metrics_out.empty()) train::write_json_atomically(o.metrics_out, m);
-  res.metrics = m;
-  say(fmt::format("\nLeaderboard (study '{}' in {}):\n{}", study_name, url, res.leaderboard));
-  if (splits.test)
-    say(fmt::format("deft auto: {} | test accuracy {:.4f} | {} complete, {} pruned, {} failed | {} | model {}\n", final_mode,
-                    test_ev.logs.count("accuracy") ? test_ev.logs.at("accuracy") : NAN, complete, pruned, failed,
-                    fmt_duration(unix_now() - t_start), out_path.string()));
-  return res;
 }
 
 }  // namespace deft::tune

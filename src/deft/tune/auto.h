@@ -53,6 +53,7 @@ struct AutoOptions {
   uint64_t seed = 0;
   int verbose = 1;               // 0 silent, 1 one line per trial, 2 also training progress
   int64_t search_examples = 0;   // examples per trial (0: from the budget)
+  std::string tensorboard = "runs";  // event files under <tensorboard>/<study>/<run>/ ("" = none)
 };
 
 struct AutoResult {
