@@ -36,7 +36,11 @@ DB="sqlite:///$TMP/studies.db"
 STUDY='<script>alert(1)</script>'
 mkdir -p "$TMP/out"
 check auto-writes-report 0 'report' -- "$DEFT" auto --data "$TMP/shapes" --time-budget 10s --models mlp --storage "$DB" \
-  --study "$STUDY" --out "$TMP/out/shapes.deft" --threads 1 --seed 1
+  --study "$STUDY" --out "$TMP/out/shapes.deft" --threads 1 --seed 1 --tensorboard "$TMP/tb"
+# TensorBoard: the hostile study name is one folder inside the root, and the trials on
+# images carry the grid of validation predictions and the confusion matrix
+check tb-study-folder 0 '^_script_alert_1___script_$' -- ls "$TMP/tb"
+check tb-trial-images 0 'validation/predictions' -- bash -c "/usr/bin/python3 '$(dirname "$0")/tb_reader.py' --dump '$TMP'/tb/*/trial-0/events.out.tfevents.* | grep -o 'validation/[a-z_]*' | sort -u"
 REPORT="$TMP/out/report.html"
 if [ -s "$REPORT" ]; then echo "ok   report-html-exists"; else echo "FAIL report-html-exists: no $REPORT"; fails=$((fails+1)); fi
 cp "$REPORT" "$ARTIFACTS/report.html" 2>/dev/null

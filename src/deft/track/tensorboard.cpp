@@ -1,4 +1,5 @@
 #include "deft/track/tensorboard.h"
+#include <cctype>
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -17,6 +18,14 @@
 #include "deft/track/raster.h"
 
 namespace deft::track {
+
+std::string log_dir_name(const std::string& name) {
+  std::string out = name.empty() ? std::string("_") : name;
+  for (char& ch : out)
+    if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '.' && ch != '-' && ch != '_') ch = '_';
+  if (out[0] == '.') out[0] = '_';
+  return out;
+}
 
 // ---- CRC-32C ------------------------------------------------------------------------------
 

@@ -128,6 +128,11 @@ struct MetricInfo {
 
 double unix_time_now();
 
+// A study or run name as one folder name under the TensorBoard root: characters other
+// than letters, digits, '.', '-' and '_' become '_', and a leading '.' too, so a name
+// like "../x" or "a/b" stays one folder inside the root.
+std::string log_dir_name(const std::string& name);
+
 class TensorBoardWriter {
  public:
   // Creates `dir` (and its parents) and a new event file in it; InputError naming the

@@ -524,7 +524,7 @@ RunResult run_training(const TrainConfig& c, const RunTracking& tracking) {
   // TensorBoard event files go to <root>/<run name>, or <root>/train-<unix time> for an
   // untracked run.
   const auto tb_dir = [&](const std::string& run_name) {
-    return tracking.tensorboard.empty() ? std::string() : (std::filesystem::path(tracking.tensorboard) / run_name).string();
+    return tracking.tensorboard.empty() ? std::string() : (std::filesystem::path(tracking.tensorboard) / track::log_dir_name(run_name)).string();
   };
   if (tracking.storage.empty())
     return train_and_evaluate(c, t0, nullptr, nullptr,

@@ -89,15 +89,19 @@ class TrialCallback : public train::Callback {
 // The callbacks that record a trial's or the final training's run: every tracking
 // callback of deft auto is added here. With `tensorboard` set, the run's event files go
 // there, its hparams session grouped under the study (no per-trial experiment: the
-// hparams tab builds one table from every trial's session_start_info).
+// hparams tab builds one table from every trial's session_start_info); with `validation`
+// (the trials' held-out images), a grid of its predictions and its confusion matrix.
 train::Callbacks tracking_callbacks(track::RunStore& runs, int64_t run_id, const std::string& tensorboard,
-                                    const json& config, const json& params, const std::string& study) {
+                                    const json& config, const json& params, const std::string& study,
+                                    const data::Dataset* validation = nullptr) {
   train::Callbacks cbs = {std::make_shared<train::RunRecorder>(runs, run_id)};
   if (!tensorboard.empty()) {
     runs.set_artifact(run_id, "tensorboard", std::filesystem::absolute(tensorboard).lexically_normal().string());
     cbs.push_back(train::make_tensorboard_logger(tensorboard, {.config = config,
                                                                .hparams = train::hparams_from_config(params),
                                                                .group_name = study,
+                                                               .validation = validation ? std::optional(*validation)
+                                                                                        : std::nullopt,
                                                                .write_experiment = false}));
   }
   return cbs;
@@ -509,7 +513,7 @@ AutoResult run_auto(const AutoOptions& o) {
   // when it threw.
   // TensorBoard: <root>/<study>/trial-<n>/ and <root>/<study>/final/.
   const auto tb_dir = [&](const std::string& run) {
-    return o.tensorboard.empty() ? std::string() : (std::filesystem::path(o.tensorboard) / study_name / run).string();
+    return o.tensorboard.empty() ? std::string() : (std::filesystem::path(o.tensorboard) / track::log_dir_name(study_name) / run).string();
   };
   auto objective = [&](Trial& t) -> std::vector<double> {
     const json p = space.empty() ? suggest_params(t, families, images) : suggest_from_space(t, space, families);
@@ -546,7 +550,7 @@ AutoResult run_auto(const AutoOptions& o) {
       auto cb = std::make_shared<TrialCallback>(t, "val_" + metric, maximize, budget_epochs > 0 ? &budget_epochs : nullptr,
                                                 o.max_trial_epochs);
       pf.options.callbacks.push_back(cb);
-      for (auto& tracking : tracking_callbacks(*runs, run_id, tb_dir(fmt::format("trial-{}", t.number())), c, p, study_name))
+      for (auto& tracking : tracking_callbacks(*runs, run_id, tb_dir(fmt::format("trial-{}", t.number())), c, p, study_name, &val))
         pf.options.callbacks.push_back(tracking);
       pf.options.verbose = o.verbose >= 2 ? 1 : 0;
       pf.model.fit(search_train, pf.options);
