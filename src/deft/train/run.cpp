@@ -586,7 +586,14 @@ RunResult train_and_evaluate(const TrainConfig& c, std::chrono::steady_clock::ti
   if (recorder) fo.callbacks.push_back(recorder);
   if (!tensorboard_dir.empty()) {
     TensorBoardOptions tb{.config = r, .hparams = hparams_from_config(run_params(c))};
-    if (splits.validation) tb.validation = *splits.validation;  // the prediction grid and confusion matrix
+    // The prediction grid and confusion matrix: the data's validation split, or the same
+    // hold-out fit() takes for validation_split (its seeded, stratified split).
+    if (splits.validation) {
+      tb.validation = *splits.validation;
+    } else if (fo.validation_split > 0 && train.is_image()) {
+      tb.validation = data::train_test_split(train, fo.validation_split, fo.seed,
+                                             train.task == data::Task::Classification).second;
+    }
     fo.callbacks.push_back(make_tensorboard_logger(tensorboard_dir, std::move(tb)));
   }
   model.provenance()["dataset"] = r["data"];
