@@ -13,8 +13,10 @@
 #include <cstdlib>
 #include <filesystem>
 #include <limits>
+#include <optional>
 #include <thread>
 
+#include "../data/data_test_util.h"
 #include "deft/tensor/error.h"
 #include "deft/track/run_report.h"
 #include "deft/track/run_store.h"
@@ -26,21 +28,8 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-template <class Fn>
-void expect_input_error(Fn&& fn, const std::string& needle) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected an InputError mentioning '" << needle << "'";
-  } catch (const InputError& e) {
-    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-  }
-}
-
-fs::path make_temp_dir() {
-  std::string tmpl = (fs::temp_directory_path() / "deft-runs-XXXXXX").string();
-  if (mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-  return tmpl;
-}
+using deft::test_util::TempDir;
+using tt::expect_input_error;
 
 // The schema deft wrote before the run store (version 1), frozen here as it was: the
 // upgrade test opens a database made with exactly this.
@@ -132,7 +121,8 @@ class RunStoreTest : public ::testing::TestWithParam<std::string> {
       const std::string b = base;
       url_ = b + (b.find('?') == std::string::npos ? "?" : "&") + "options=-csearch_path%3D" + schema_;
     } else {
-      dir_ = make_temp_dir();
+      tmp_.emplace("deft-runs");
+      dir_ = tmp_->path();
       url_ = "sqlite:///" + (dir_ / "runs.db").string();
     }
   }
@@ -142,7 +132,6 @@ class RunStoreTest : public ::testing::TestWithParam<std::string> {
       if (!schema_.empty()) raw_sql("DROP SCHEMA " + schema_ + " CASCADE");
       PQfinish(admin_);
     }
-    if (!dir_.empty()) fs::remove_all(dir_);
   }
 
   std::unique_ptr<RunStore> open() { return open_run_store(url_); }
@@ -175,6 +164,7 @@ class RunStoreTest : public ::testing::TestWithParam<std::string> {
 
   std::string dialect() const { return GetParam(); }
 
+  std::optional<TempDir> tmp_;  // SQLite: the database's folder, removed after the test
   fs::path dir_;
   std::string schema_;
   PGconn* admin_ = nullptr;
@@ -246,9 +236,9 @@ TEST_P(RunStoreTest, EveryFieldRoundTrips) {
   EXPECT_EQ(s->find_run(std::to_string(id))->name, "mlp-1");
   EXPECT_FALSE(s->find_run("nope").has_value());
   EXPECT_EQ(run_json(r)["status"], "finished");
-  expect_input_error([&] { s->run(id + 100); }, "no run with id");
-  expect_input_error([&] { s->log_metrics(id + 100, {{"loss", 1, 1, 0}}); }, "no run with id");
-  expect_input_error([&] { resolve_run(*s, "nope"); }, "'nope'");
+  expect_input_error([&] { s->run(id + 100); }, {"no run with id"});
+  expect_input_error([&] { s->log_metrics(id + 100, {{"loss", 1, 1, 0}}); }, {"no run with id"});
+  expect_input_error([&] { resolve_run(*s, "nope"); }, {"'nope'"});
 
   s->delete_run(id);
   EXPECT_FALSE(s->find_run("mlp-1").has_value());
@@ -274,7 +264,7 @@ TEST_P(RunStoreTest, BatchesUpsertAndSeriesComeBackInStepOrder) {
   EXPECT_EQ(series.front().value, -1.0);
   EXPECT_EQ(series.back().value, 7.0);
   s->log_metrics(id, {});  // nothing: fine
-  expect_input_error([&] { s->log_metrics(id, {{"", 1, 1.0, 0}}); }, "has no key");
+  expect_input_error([&] { s->log_metrics(id, {{"", 1, 1.0, 0}}); }, {"has no key"});
 }
 
 TEST_P(RunStoreTest, NamesAreUniqueAndUnnamedRunsAreNamedAfterTheirId) {
@@ -282,7 +272,7 @@ TEST_P(RunStoreTest, NamesAreUniqueAndUnnamedRunsAreNamedAfterTheirId) {
   const int64_t a = s->create_run({.command = "train"});
   EXPECT_EQ(s->run(a).name, "run-" + std::to_string(a));
   const int64_t b = s->create_run({.name = "mine"});
-  expect_input_error([&] { s->create_run({.name = "mine"}); }, "'mine' exists already");
+  expect_input_error([&] { s->create_run({.name = "mine"}); }, {"'mine' exists already"});
   // the name an unnamed run would get, taken by a user: the next unnamed one moves aside
   const std::string next = "run-" + std::to_string(b + 1);
   s->create_run({.name = next});
@@ -301,7 +291,7 @@ TEST_P(RunStoreTest, ListIsNewestFirstAndFilters) {
   const int64_t final_run = s->create_run({.name = "s1-final", .command = "auto", .study = "s1"});
   const int64_t plain = s->create_run({.name = "plain", .command = "train"});
   s->finish_run(plain, RunStatus::Failed, {{"error", "boom"}});
-  expect_input_error([&] { s->finish_run(plain, RunStatus::Running, {}); }, "finish_run");
+  expect_input_error([&] { s->finish_run(plain, RunStatus::Running, {}); }, {"finish_run"});
 
   auto names = [](const std::vector<RunRecord>& runs) {
     std::vector<std::string> out;
@@ -348,7 +338,7 @@ TEST_P(RunStoreTest, AVersion1DatabaseIsUpgradedInPlace) {
 TEST_P(RunStoreTest, NewerSchemaIsRefusedNamingTheVersion) {
   open();
   raw_sql("UPDATE deft_schema SET version = 99");
-  expect_input_error([&] { open(); }, "schema version 99");
+  expect_input_error([&] { open(); }, {"schema version 99"});
 }
 
 TEST_P(RunStoreTest, TwoThreadsLogToTheirOwnRunsAtOnce) {
@@ -428,7 +418,7 @@ TEST_P(RunStoreTest, ReportsListShowAndCompare) {
   const json cj = json::parse(format_run_comparison(*s, {"ra", "rb"}, "json"));
   EXPECT_EQ(cj["params_differ"]["lr"], json::array({0.01, 0.001}));
   EXPECT_EQ(cj["summary"]["test_accuracy"], json::array({0.81, 0.83}));
-  expect_input_error([&] { format_run_comparison(*s, {"ra", "zz"}, "table"); }, "'zz'");
+  expect_input_error([&] { format_run_comparison(*s, {"ra", "zz"}, "table"); }, {"'zz'"});
 }
 
 INSTANTIATE_TEST_SUITE_P(Sqlite, RunStoreTest, ::testing::Values("sqlite"));
@@ -446,8 +436,8 @@ TEST(RunStoreSystemInfo, NamesTheMachineAndTheLibraries) {
 // log_metrics of 10,000 points: in batches of 100 (one transaction each) against one
 // point per call. Prints the times; asserts nothing about them.
 TEST(RunStoreTiming, BatchedAgainstOnePointPerCall) {
-  const fs::path dir = make_temp_dir();
-  auto s = open_run_store("sqlite:///" + (dir / "t.db").string());
+  const TempDir tmp("deft-runs");
+  auto s = open_run_store("sqlite:///" + tmp.file("t.db"));
   const int64_t batched = s->create_run({.name = "batched"}), single = s->create_run({.name = "single"});
   using clock = std::chrono::steady_clock;
   auto t0 = clock::now();
@@ -464,8 +454,6 @@ TEST(RunStoreTiming, BatchedAgainstOnePointPerCall) {
               batched_s, single_s, single_s / batched_s);
   EXPECT_EQ(s->metrics(batched, "batch/loss").size(), 10000u);
   EXPECT_EQ(s->metrics(single, "batch/loss").size(), 10000u);
-  s.reset();
-  fs::remove_all(dir);
 }
 
 }  // namespace

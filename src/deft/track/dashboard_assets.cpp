@@ -1,4 +1,5 @@
 #include "deft/track/dashboard_assets.h"
+#include "deft/track/plot.h"
 
 #include <cctype>
 #include <cmath>
@@ -10,21 +11,7 @@ namespace deft::track::dash {
 
 using json = nlohmann::json;
 
-std::string html_escape(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  for (char c : text) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
+std::string html_escape(std::string_view text) { return svg::escape(std::string(text)); }
 
 std::string url_encode(std::string_view text) {
   static const char* hex = "0123456789ABCDEF";

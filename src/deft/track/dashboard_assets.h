@@ -10,7 +10,7 @@
 
 namespace deft::track::dash {
 
-std::string html_escape(std::string_view text);  // & < > " ' as entities
+std::string html_escape(std::string_view text);  // svg::escape: & < > " ' as entities, bad UTF-8 and controls replaced
 std::string url_encode(std::string_view text);   // one path segment or query value
 std::string percent_decode(std::string_view text);  // %XX sequences; a malformed one is kept as is
 
