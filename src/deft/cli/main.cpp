@@ -10,6 +10,7 @@
 #include <numeric>
 #include <vector>
 
+#include "deft/cli/commands.h"
 #include "deft/data/inspect.h"
 #include "deft/data/registry.h"
 #include "deft/nn/zoo.h"
@@ -533,6 +534,10 @@ int main(int argc, char** argv) {
     c->callback([&runs_what, sub] { runs_what = sub; });
   }
 
+  // ---- export, serve (their own files)
+  const deft::cli::Command export_c = deft::cli::add_export_command(app);
+  const deft::cli::Command serve_c = deft::cli::add_serve_command(app);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -562,6 +567,8 @@ int main(int argc, char** argv) {
     }
     if (runs_cmd->parsed()) return run_runs_cmd(runs_what, ru);
     if (dashboard_cmd->parsed()) return run_dashboard_cmd(dash);
+    if (export_c.app->parsed()) return export_c.run();
+    if (serve_c.app->parsed()) return serve_c.run();
     std::printf("%s", app.help().c_str());
     return 0;
   } catch (const deft::InputError& e) {

@@ -44,6 +44,8 @@
 #include <variant>
 #include <vector>
 
+#include "deft/tensor/protobuf.h"
+
 namespace deft::track {
 
 // ---- CRC-32C (Castagnoli), as TFRecord framing uses it -----------------------------------
@@ -62,28 +64,8 @@ std::string frame_record(std::string_view data);
 
 // ---- protobuf wire format -----------------------------------------------------------------
 
-// Appends fields in the protobuf wire format. Callers skip proto3 default values
-// themselves where they want the canonical (shortest) encoding.
-class ProtoWriter {
- public:
-  ProtoWriter& varint(int field,
-                      uint64_t v);  // int32/int64/uint/enum/bool (negatives as 10-byte two's complement)
-  ProtoWriter& sint(int field, int64_t v) { return varint(field, static_cast<uint64_t>(v)); }
-  ProtoWriter& fixed64(int field, uint64_t bits);
-  ProtoWriter& fixed32(int field, uint32_t bits);
-  ProtoWriter& double_(int field, double v);          // wire type 1
-  ProtoWriter& float_(int field, float v);            // wire type 5
-  ProtoWriter& bytes(int field, std::string_view s);  // string, bytes or an embedded message
-  ProtoWriter& message(int field, const ProtoWriter& m) { return bytes(field, m.str()); }
-  ProtoWriter& packed_doubles(int field, std::span<const double> v);
-  const std::string& str() const { return buf_; }
-
-  static void append_varint(std::string& out, uint64_t v);
-
- private:
-  void key(int field, int wire_type) { append_varint(buf_, (static_cast<uint64_t>(field) << 3) | wire_type); }
-  std::string buf_;
-};
+// The protobuf wire-format writer the event messages are built with (deft/tensor/protobuf.h).
+using deft::ProtoWriter;
 
 // ---- hparams plugin types (tensorboard/plugins/hparams/api.proto) --------------------------
 
