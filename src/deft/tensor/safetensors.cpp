@@ -457,7 +457,20 @@ std::string json_string(const std::string& s, const char* what) {
 
 // The 8-byte length and the padded header for `tensors`, after checking them.
 std::string encode_header(const std::vector<std::pair<std::string, Tensor>>& tensors,
-                          const std::map<std::string, std::string>& metadata) {
+                          const std::map<std::string, std::string>& metadata,
+                          const std::map<std::string, std::string>& stored_dtypes) {
+  for (const auto& [name, dtype] : stored_dtypes) {
+    const auto it =
+        std::find_if(tensors.begin(), tensors.end(), [&](const auto& t) { return t.first == name; });
+    DEFT_CHECK(it != tensors.end(),
+               "write_safetensors: stored dtype given for '{}', which is not a tensor written",
+               printable(name));
+    const bool one_byte = dtype == "I8" || dtype == "U8" || dtype == "BOOL";
+    DEFT_CHECK(
+        it->second.defined() && it->second.dtype() == DType::UInt8 && one_byte,
+        "write_safetensors: tensor '{}' cannot be stored as '{}' (only UInt8 tensors, as I8, U8 or BOOL)",
+        printable(name), printable(dtype, 20));
+  }
   std::string h = "{";
   if (!metadata.empty()) {
     h += "\"__metadata__\":{";
@@ -480,7 +493,9 @@ std::string encode_header(const std::vector<std::pair<std::string, Tensor>>& ten
     const uint64_t nbytes = static_cast<uint64_t>(t.numel()) * dtype_size(t.dtype());
     if (h.size() > 1) h += ',';
     h += json_string(name, "tensor name");
-    h += fmt::format(":{{\"dtype\":\"{}\",\"shape\":[{}],\"data_offsets\":[{},{}]}}", stored_name(t.dtype()),
+    const auto renamed = stored_dtypes.find(name);
+    const std::string dtype = renamed != stored_dtypes.end() ? renamed->second : stored_name(t.dtype());
+    h += fmt::format(":{{\"dtype\":\"{}\",\"shape\":[{}],\"data_offsets\":[{},{}]}}", dtype,
                      fmt::join(t.shape(), ","), offset, offset + nbytes);
     offset += nbytes;
   }
@@ -524,18 +539,21 @@ const Tensor& SafetensorsFile::at(std::string_view name) const {
 }
 
 std::string encode_safetensors(const std::vector<std::pair<std::string, Tensor>>& tensors,
-                               const std::map<std::string, std::string>& metadata) {
+                               const std::map<std::string, std::string>& metadata,
+                               const std::map<std::string, std::string>& stored_dtypes) {
   struct StringOut {
     std::string s;
     void write(const void* p, size_t n) { s.append(static_cast<const char*>(p), n); }
-  } out{encode_header(tensors, metadata)};
+  } out{encode_header(tensors, metadata, stored_dtypes)};
   write_data(tensors, out);
   return std::move(out.s);
 }
 
 void write_safetensors(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,
-                       const std::map<std::string, std::string>& metadata) {
-  const std::string header = encode_header(tensors, metadata);  // checks before the file is touched
+                       const std::map<std::string, std::string>& metadata,
+                       const std::map<std::string, std::string>& stored_dtypes) {
+  const std::string header =
+      encode_header(tensors, metadata, stored_dtypes);  // checks before the file is touched
   write_file_atomically(path, [&](FileSink& out) {
     out.write(header);
     write_data(tensors, out);

@@ -63,11 +63,16 @@ struct SafetensorsFile {
 
 // Writes `tensors` (names unique, not "__metadata__", valid UTF-8; tensors defined)
 // and `metadata` to `path` atomically. InputError for invalid names or an unwritable path.
+// `stored_dtypes` renames the stored dtype of UInt8 tensors, by tensor name: "I8" for
+// bytes that are two's-complement int8 (quantised weights; they read back as Int64),
+// "BOOL" or "U8"; any other entry is an InputError.
 void write_safetensors(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,
-                       const std::map<std::string, std::string>& metadata = {});
+                       const std::map<std::string, std::string>& metadata = {},
+                       const std::map<std::string, std::string>& stored_dtypes = {});
 // The complete file as bytes (what write_safetensors writes).
 std::string encode_safetensors(const std::vector<std::pair<std::string, Tensor>>& tensors,
-                               const std::map<std::string, std::string>& metadata = {});
+                               const std::map<std::string, std::string>& metadata = {},
+                               const std::map<std::string, std::string>& stored_dtypes = {});
 
 // Reads and validates a file. Reads the header first and allocates only after it
 // has been checked against the file's size.
