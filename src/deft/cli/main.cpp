@@ -7,11 +7,14 @@
 #include <cstdio>
 #include <exception>
 #include <iostream>
+#include <memory>
 #include <numeric>
+#include <optional>
 #include <vector>
 
 #include "deft/cli/commands.h"
 #include "deft/data/inspect.h"
+#include "deft/deploy/infer.h"
 #include "deft/data/registry.h"
 #include "deft/nn/zoo.h"
 #include "deft/track/dashboard.h"
@@ -87,44 +90,26 @@ struct EvalArgs {
   int64_t repeat = 1;  // timed passes; eval_samples_per_s is from the median one
 };
 
-// The examples to evaluate: the data split the same way training split it (same
-// seed, same binary relabelling) when the model remembers its training config.
-deft::data::Dataset eval_data(deft::train::Model& model, const std::string& data, const std::string& split,
-                              const std::string& target) {
-  nlohmann::json cfg = model.provenance().value("config", nlohmann::json::object());
-  // Another table than the one trained on: all of it, coded as the training table was.
-  if (cfg.value("data", "") != data)
-    if (auto table = deft::train::read_table_for(model, data)) {
-      DEFT_CHECK(table->labels.defined(), "{}: has no '{}' column to evaluate against", data,
-                 model.preprocessor()->schema().target);
-      return *table;
-    }
-  cfg["data"] = data;
-  if (!target.empty()) cfg["target"] = target;
-  for (const char* drop : {"resume", "checkpoint", "out", "metrics_out", "log"}) cfg.erase(drop);
-  const auto splits = deft::train::load_training_data(deft::train::TrainConfig::from_json(cfg));
-  if (split == "train") return splits.train;
-  if (split == "validation") {
-    DEFT_CHECK(splits.validation.has_value(), "{}: has no validation split", data);
-    return *splits.validation;
-  }
-  if (split == "test") {
-    DEFT_CHECK(splits.test.has_value(), "{}: has no test split", data);
-    return *splits.test;
-  }
-  DEFT_CHECK(false, "--split must be train, validation or test, got '{}'", split);
-  return {};
-}
-
 int run_eval(const EvalArgs& a) {
-  auto model = deft::train::Model::load(a.model);
-  const auto d = eval_data(model, a.data, a.split, a.target);
+  // A float model is evaluated by the training library (its own loss); an int8 one,
+  // which only the inference runtime runs, from its probabilities.
+  const deft::train::SavedModelInputs saved = deft::train::saved_model_inputs(a.model);
+  std::optional<deft::train::Model> model;
+  std::unique_ptr<deft::deploy::Predictor> predictor;
+  if (saved.quantized) predictor = deft::deploy::Predictor::load(a.model, {.max_batch = a.batch_size});
+  else model.emplace(deft::train::Model::load(a.model));
+  const auto d = deft::train::eval_split(saved, a.data, a.split, a.target);
   // Every pass is the whole evaluation (forward, loss, probabilities, metrics); the
   // data is loaded before. The first pass also creates the kernels for the batch shape.
   deft::train::Evaluation ev;
   std::vector<double> pass_s;
   for (int64_t k = 0; k < a.repeat; ++k) {
-    ev = model.evaluate_full(d, {.batch_size = a.batch_size});
+    if (model) {
+      ev = model->evaluate_full(d, {.batch_size = a.batch_size});
+    } else {
+      ev = deft::train::evaluate_predictions([&](const deft::Tensor& x) { return predictor->predict(x); }, d,
+                                             predictor->info().num_outputs, a.batch_size);
+    }
     pass_s.push_back(ev.seconds);
   }
   std::vector<double> sorted = pass_s;
@@ -136,8 +121,9 @@ int run_eval(const EvalArgs& a) {
   m["dataset"] = a.data;
   m["model"] = a.model;
   m["split"] = a.split;
-  m["epochs"] = model.epochs_trained();
-  m["test"] = deft::train::evaluation_json(ev, model.class_names());
+  m["epochs"] = model ? nlohmann::json(model->epochs_trained()) : nlohmann::json(nullptr);
+  m["quantized"] = saved.quantized;
+  m["test"] = deft::train::evaluation_json(ev, saved.class_names);
   m["wall_s"] = std::accumulate(pass_s.begin(), pass_s.end(), 0.0);
   m["eval_s"] = pass_s;
   m["eval_samples_per_s"] = median_s > 0 ? static_cast<double>(ev.examples) / median_s : 0.0;
@@ -152,7 +138,7 @@ int run_eval(const EvalArgs& a) {
   std::printf("%s: %lld examples of %s (%s)\n", a.model.c_str(), static_cast<long long>(ev.examples), a.data.c_str(),
               a.split.c_str());
   std::printf("%s\n", deft::train::format_logs(ev.logs).c_str());
-  if (ev.confusion) std::printf("\n%s", deft::train::format_classification_report(*ev.confusion, model.class_names()).c_str());
+  if (ev.confusion) std::printf("\n%s", deft::train::format_classification_report(*ev.confusion, saved.class_names).c_str());
   return 0;
 }
 
@@ -170,9 +156,11 @@ struct PredictArgs {
 };
 
 int run_predict(const PredictArgs& a) {
-  auto model = deft::train::Model::load(a.model);
+  // The inference runtime (what deft serve and libdeft-infer run): float or int8 models.
+  const deft::train::SavedModelInputs model = deft::train::saved_model_inputs(a.model);
+  auto predictor = deft::deploy::Predictor::load(a.model, {.max_batch = std::min<int64_t>(a.batch_size, 1024)});
   deft::data::LoadOptions lo;
-  lo.target = model.provenance().value("config", nlohmann::json::object()).value("target", "");
+  lo.target = model.provenance.value("config", nlohmann::json::object()).value("target", "");
   deft::data::DatasetSplits splits;
   std::vector<std::string> files;  // image inputs: the file of each example
   if (auto table = deft::train::read_table_for(model, a.input)) {
@@ -191,9 +179,9 @@ int run_predict(const PredictArgs& a) {
   } else {
     DEFT_CHECK(split == "train", "--split must be train or test, got '{}'", split);
   }
-  const deft::Tensor p = model.predict_proba(d->features, a.batch_size).contiguous_copy();
-  const auto& names = model.class_names();
-  const bool classification = model.task() == deft::data::Task::Classification;
+  const deft::Tensor p = predictor->predict(d->features).contiguous_copy();
+  const auto& names = predictor->info().class_names;
+  const bool classification = predictor->info().classification;
   const int64_t n = p.size(0), width = p.numel() / std::max<int64_t>(n, 1);
   const auto* pp = p.data<float>();
   std::string out;

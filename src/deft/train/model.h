@@ -133,6 +133,7 @@ class Model {
   const Shape& raw_input_shape() const { return raw_input_; }
   // Free-form facts saved with the model (dataset, command, wall time...).
   nlohmann::json& provenance() { return provenance_; }
+  const nlohmann::json& provenance() const { return provenance_; }
 
   // Features and labels as a Dataset (what the tensor overloads of fit/evaluate use).
   data::Dataset as_dataset(const Tensor& x, const Tensor& y) const;

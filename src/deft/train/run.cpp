@@ -3,6 +3,7 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <ctime>
 #include <filesystem>
@@ -23,6 +24,8 @@
 #include "deft/tensor/error.h"
 #include "deft/tensor/file_io.h"
 #include "deft/tensor/parallel.h"
+#include "deft/tensor/kernels.h"
+#include "deft/tensor/safetensors.h"
 #include "deft/track/run_store.h"
 #include "deft/train/run_recorder.h"
 #include "deft/train/tensorboard_logger.h"
@@ -311,8 +314,32 @@ std::shared_ptr<nn::Module> build_network(const TrainConfig& c, const Shape& inp
 
 // ---- the run -------------------------------------------------------------------------------
 
-std::optional<data::Dataset> read_table_for(const Model& model, const std::string& path) {
-  const data::Preprocessor* pre = model.preprocessor();
+SavedModelInputs::SavedModelInputs(const Model& model)
+    : raw_input(model.raw_input_shape()), provenance(model.provenance()), class_names(model.class_names()) {
+  if (model.preprocessor()) pre = *model.preprocessor();
+}
+
+SavedModelInputs saved_model_inputs(const std::string& path) {
+  const SafetensorsFile file = read_safetensors(path);
+  auto it = file.metadata.find("deft");
+  DEFT_CHECK(it != file.metadata.end(), "{}: not a deft model (no 'deft' entry in the safetensors metadata)", path);
+  SavedModelInputs out;
+  out.path = path;
+  try {
+    const json j = json::parse(it->second);
+    out.raw_input = j.at("input_shape").get<Shape>();
+    if (!j.at("preprocessing").is_null()) out.pre = data::Preprocessor::from_json(j["preprocessing"]);
+    out.provenance = j.value("provenance", json::object());
+    out.class_names = j.value("class_names", std::vector<std::string>{});
+    out.quantized = j.contains("quantization") && !j["quantization"].is_null();
+  } catch (const json::exception& e) {
+    fail("{}: malformed model metadata: {}", path, e.what());
+  }
+  return out;
+}
+
+std::optional<data::Dataset> read_table_for(const SavedModelInputs& model, const std::string& path) {
+  const data::Preprocessor* pre = model.pre ? &*model.pre : nullptr;
   std::string ext = path.size() >= 4 ? path.substr(path.size() - 4) : "";
   for (char& ch : ext) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
   if (!pre || pre->is_image() || pre->schema().empty() || (ext != ".csv" && ext != ".tsv")) return std::nullopt;
@@ -322,9 +349,9 @@ std::optional<data::Dataset> read_table_for(const Model& model, const std::strin
   return d;
 }
 
-std::optional<ImageInputs> read_images_for(const Model& model, const std::string& path) {
-  const Shape& in = model.raw_input_shape();
-  const data::Preprocessor* pre = model.preprocessor();
+std::optional<ImageInputs> read_images_for(const SavedModelInputs& model, const std::string& path) {
+  const Shape& in = model.raw_input;
+  const data::Preprocessor* pre = model.pre ? &*model.pre : nullptr;
   if (!pre || !pre->is_image() || in.size() != 3) return std::nullopt;
   namespace fs = std::filesystem;
   std::error_code ec;
@@ -344,6 +371,81 @@ std::optional<ImageInputs> read_images_for(const Model& model, const std::string
   out.data.name = out.data.source = path;
   out.files = std::move(files);
   return out;
+}
+
+data::Dataset eval_split(const SavedModelInputs& model, const std::string& data, const std::string& split,
+                         const std::string& target) {
+  json cfg = model.provenance.value("config", json::object());
+  // Another table than the one trained on: all of it, coded as the training table was.
+  if (cfg.value("data", "") != data)
+    if (auto table = read_table_for(model, data)) {
+      DEFT_CHECK(table->labels.defined(), "{}: has no '{}' column to evaluate against", data,
+                 model.pre->schema().target);
+      return *table;
+    }
+  cfg["data"] = data;
+  if (!target.empty()) cfg["target"] = target;
+  for (const char* drop : {"resume", "checkpoint", "out", "metrics_out", "log"}) cfg.erase(drop);
+  auto splits = load_training_data(TrainConfig::from_json(cfg));
+  if (split == "train") return std::move(splits.train);
+  DEFT_CHECK(split == "validation" || split == "test", "--split must be train, validation or test, got '{}'", split);
+  auto& chosen = split == "validation" ? splits.validation : splits.test;
+  DEFT_CHECK(chosen.has_value(), "{}: has no {} split", data, split);
+  return std::move(*chosen);
+}
+
+Evaluation evaluate_predictions(const std::function<Tensor(const Tensor&)>& predict, const data::Dataset& d,
+                                int64_t num_classes, int64_t batch_size) {
+  DEFT_CHECK(d.labels.defined(), "{}: has no labels to evaluate against", d.name);
+  DEFT_CHECK(batch_size >= 1, "evaluate: batch_size must be at least 1");
+  const auto t0 = std::chrono::steady_clock::now();
+  const bool classification = d.task == data::Task::Classification;
+  std::optional<ConfusionMatrix> cm;
+  if (classification) cm.emplace(std::max<int64_t>(2, num_classes));
+  double loss_sum = 0, abs_sum = 0;
+  const int64_t n = d.size();
+  for (int64_t i = 0; i < n; i += batch_size) {
+    const int64_t j = std::min(n, i + batch_size);
+    const Tensor x = kernel::slice(d.features, 0, i, j).contiguous_copy();
+    const Tensor y = kernel::slice(d.labels, 0, i, j).contiguous_copy();
+    const Tensor p = predict(x).contiguous_copy();
+    const int64_t width = p.numel() / std::max<int64_t>(1, j - i);
+    const float* pp = p.data<float>();
+    for (int64_t r = 0; r < j - i; ++r) {
+      if (classification) {
+        const int64_t c = y.data<int64_t>()[r];
+        DEFT_CHECK(c >= 0 && c < width, "{}: label {} of example {} is not one of the model's {} classes", d.name, c,
+                   i + r, width);
+        loss_sum -= std::log(std::max(static_cast<double>(pp[r * width + c]), 1e-12));
+      } else {
+        const double e = static_cast<double>(pp[r * width]) - static_cast<double>(y.data<float>()[r]);
+        loss_sum += e * e;
+        abs_sum += std::abs(e);
+      }
+    }
+    if (cm) cm->update(p, y);
+  }
+  Evaluation ev;
+  ev.examples = n;
+  ev.logs["loss"] = n ? loss_sum / static_cast<double>(n) : 0.0;
+  if (!classification) ev.logs["mae"] = n ? abs_sum / static_cast<double>(n) : 0.0;
+  if (cm) {
+    const ClassScores mac = cm->macro(), wei = cm->weighted();
+    ev.logs["accuracy"] = cm->accuracy();
+    ev.logs["precision_macro"] = mac.precision;
+    ev.logs["recall_macro"] = mac.recall;
+    ev.logs["f1_macro"] = mac.f1;
+    ev.logs["f1_weighted"] = wei.f1;
+    if (cm->num_classes() == 2) {
+      const ClassScores pos = cm->class_scores(1);
+      ev.logs["precision"] = pos.precision;
+      ev.logs["recall"] = pos.recall;
+      ev.logs["f1"] = pos.f1;
+    }
+  }
+  ev.confusion = std::move(cm);
+  ev.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return ev;
 }
 
 double peak_rss_mib() {

@@ -26,6 +26,8 @@
 // positive_classes turns a classification into the binary task "is it one of these?"
 // (names or indices), trained with binary cross-entropy on one output.
 #pragma once
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 #include <nlohmann/json.hpp>
@@ -88,10 +90,40 @@ struct PreparedFit {
 };
 PreparedFit prepare_fit(const TrainConfig& c, const data::Dataset& train, const data::Dataset* validation);
 
+// What reading data for a saved model needs, from its file's metadata alone (a float
+// or an int8-quantised .deft, which Model::load refuses): the raw per-example input
+// shape, the fitted preprocessing (its table schema), the provenance (the training
+// config), the class names and whether it is quantised.
+struct SavedModelInputs {
+  std::string path;
+  Shape raw_input;
+  std::optional<data::Preprocessor> pre;
+  nlohmann::json provenance = nlohmann::json::object();
+  std::vector<std::string> class_names;
+  bool quantized = false;
+  SavedModelInputs() = default;
+  explicit SavedModelInputs(const Model& model);
+};
+// InputError naming `path` when it is not a deft model.
+SavedModelInputs saved_model_inputs(const std::string& path);
+
 // A .csv/.tsv file read and coded with the schema of the table `model` was trained
 // on (same columns by name, same category codes), labelled when it has the target
 // column. Empty when `path` is not a table or the model was not trained on one.
-std::optional<data::Dataset> read_table_for(const Model& model, const std::string& path);
+std::optional<data::Dataset> read_table_for(const SavedModelInputs& model, const std::string& path);
+inline std::optional<data::Dataset> read_table_for(const Model& model, const std::string& path) {
+  return read_table_for(SavedModelInputs(model), path);
+}
+// The examples `deft eval` scores: `data` split the way training split it (same seed,
+// same binary relabelling) when the model remembers its training config; another
+// table than the one trained on is read whole with the model's schema.
+data::Dataset eval_split(const SavedModelInputs& model, const std::string& data, const std::string& split,
+                         const std::string& target);
+// Classification (or regression) metrics of a predictor that returns probabilities
+// (or predictions) for raw features: what `deft eval` reports for an int8 model. The
+// loss is the mean negative log-probability of the true class (regression: the MSE).
+Evaluation evaluate_predictions(const std::function<Tensor(const Tensor&)>& predict, const data::Dataset& d,
+                                int64_t num_classes, int64_t batch_size = 1000);
 
 // The peak resident set size of this process, MiB.
 // Image files for a model trained on images: `path` is one PNG/JPEG file, or a folder
@@ -102,7 +134,10 @@ struct ImageInputs {
   data::Dataset data;
   std::vector<std::string> files;  // one per example, in order
 };
-std::optional<ImageInputs> read_images_for(const Model& model, const std::string& path);
+std::optional<ImageInputs> read_images_for(const SavedModelInputs& model, const std::string& path);
+inline std::optional<ImageInputs> read_images_for(const Model& model, const std::string& path) {
+  return read_images_for(SavedModelInputs(model), path);
+}
 
 double peak_rss_mib();
 // Writes `j` (pretty-printed) atomically.
