@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "../data/data_test_util.h"
+#include "../tensor/test_util.h"
 #include "deft/data/csv.h"
 #include "deft/deploy/infer.h"
 #include "deft/deploy/infer_plan.h"
@@ -25,6 +26,7 @@ namespace deft::deploy {
 namespace {
 
 using deft::test_util::TempDir;
+using tt::expect_input_error;
 using json = nlohmann::json;
 
 constexpr float kTolerance = 1e-5f;
@@ -303,15 +305,6 @@ TEST_F(InferRuntime, ThreadCountsAgree) {
   EXPECT_EQ(one->stats().threads, 1);
   EXPECT_EQ(two->stats().threads, 2);
   EXPECT_LE(max_abs_diff(one->predict(*x_), two->predict(*x_)), 1e-5f);
-}
-
-void expect_input_error(const std::function<void()>& f, const std::vector<std::string>& fragments) {
-  try {
-    f();
-    ADD_FAILURE() << "expected an InputError";
-  } catch (const InputError& e) {
-    for (const auto& s : fragments) EXPECT_NE(std::string(e.what()).find(s), std::string::npos) << e.what();
-  }
 }
 
 TEST_F(InferRuntime, BadInputIsAnInputErrorNamingTheShapeOrFile) {

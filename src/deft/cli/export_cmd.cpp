@@ -35,8 +35,8 @@ struct ExportArgs {
   int64_t opset = 17;
   bool keep_batchnorm = false;
   // int8
-  std::string quantize;     // "int8"
-  std::string calibration;  // a dataset name or path: its training split calibrates
+  std::string quantize;            // "int8"
+  std::string calibration;         // a dataset name or path: its training split calibrates
   std::string calibration_target;  // CSV calibration data: the label column
   int64_t calibration_size = 2000;
   std::string calibration_method = "percentile";
@@ -49,13 +49,12 @@ std::string megabytes(int64_t bytes) { return fmt::format("{:.2f} MB", static_ca
 
 // Every flag checked before anything is written.
 void check_args(const ExportArgs& a) {
+  DEFT_CHECK(!a.quantize.empty() || (a.out.empty() && a.calibration.empty()),
+             "--out and --calibration go with --quantize int8");
   DEFT_CHECK(!a.onnx.empty() || !a.quantize.empty(),
              "deft export: nothing to export; give --onnx FILE and/or --quantize int8 --out FILE");
   DEFT_CHECK(a.opset >= 13 && a.opset <= 17, "--opset must be 13 to 17, got {}", a.opset);
-  if (a.quantize.empty()) {
-    DEFT_CHECK(a.out.empty() && a.calibration.empty(), "--out and --calibration go with --quantize int8");
-    return;
-  }
+  if (a.quantize.empty()) return;
   DEFT_CHECK(a.quantize == "int8", "--quantize: only int8 is supported, got '{}'", a.quantize);
   DEFT_CHECK(!a.out.empty(), "--quantize int8 needs --out FILE (the int8 model to write)");
   DEFT_CHECK(!a.calibration.empty(),
@@ -93,7 +92,12 @@ void export_int8_file(const ExportArgs& a) {
   const Tensor calib = calibration_examples(a, &available);
   deploy::QuantizeOptions o;
   o.calibration.method = deploy::parse_calibration_method(a.calibration_method);
-  const deploy::QuantizeModelReport r = deploy::quantize_model(a.model, a.out, calib, o);
+  deploy::QuantizeModelReport r;
+  try {
+    r = deploy::quantize_model(a.model, a.out, calib, o);
+  } catch (const ShapeError& e) {
+    fail("--calibration {}: {}", a.calibration, e.what());
+  }
   std::string method = a.calibration_method;
   if (o.calibration.method == deploy::CalibrationMethod::Percentile)
     method += fmt::format(" {}", o.calibration.percentile);
@@ -101,10 +105,9 @@ void export_int8_file(const ExportArgs& a) {
               static_cast<long long>(r.calibration_examples), static_cast<long long>(available),
               a.calibration.c_str(), method.c_str());
   for (const auto& op : r.ops) {
-    const std::string what =
-        op.info.quantized ? fmt::format("int8 (input scale {:.6g}, zero point {})", op.info.input.scale,
-                                        op.info.input.zero_point)
-                          : "float32: " + op.reason;
+    const std::string what = op.info.quantized ? fmt::format("int8 (input scale {:.6g}, zero point {})",
+                                                             op.info.input.scale, op.info.input.zero_point)
+                                               : "float32: " + op.reason;
     std::printf("  op %-3zu %-36s %s\n", op.info.op, op.info.description.c_str(), what.c_str());
   }
   std::printf("wrote %s (int8: %lld of %zu Dense/Conv layers quantised; %s, float model %s)\n", a.out.c_str(),
@@ -145,10 +148,12 @@ Command add_export_command(CLI::App& app) {
       "--keep-batchnorm", args->keep_batchnorm,
       "ONNX: export BatchNorm as BatchNormalization instead of folding it into the Conv/Dense before it");
   // int8
-  c.app->add_option("--quantize", args->quantize,
-                    "Write an int8-quantised model (.deft, for deft predict/serve/eval and libdeft-infer): int8");
-  c.app->add_option("--calibration", args->calibration,
-                    "int8: calibration data, a dataset name (fashion-mnist) or a path; its training split is used");
+  c.app->add_option(
+      "--quantize", args->quantize,
+      "Write an int8-quantised model (.deft, for deft predict/serve/eval and libdeft-infer): int8");
+  c.app->add_option(
+      "--calibration", args->calibration,
+      "int8: calibration data, a dataset name (fashion-mnist) or a path; its training split is used");
   c.app->add_option("--calibration-target", args->calibration_target,
                     "int8: the label column when the calibration data is a CSV file");
   c.app->add_option("--calibration-size", args->calibration_size,

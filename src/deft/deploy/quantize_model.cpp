@@ -35,7 +35,7 @@ std::string kept_float_reason(const infer::Op& op, bool skipped) {
   if (const auto* conv = dynamic_cast<const infer::ConvOp*>(&op)) {
     const Shape& w = conv->kernel().shape();
     return fmt::format(
-        "a reduction of {} values per output (C/groups*kh*kw < 32): converting layouts costs more than int8 saves",
+        "{} products per output (C/groups*kh*kw < 32): converting layouts costs more than int8 saves",
         w[1] * w[2] * w[3]);
   }
   return "int8 does not pay off for this layer";
@@ -77,8 +77,9 @@ Tensor network_input(const Tensor& raw, const json& meta, const std::string& sou
   x = x.contiguous_copy();
   Shape shape{raw.size(0)};
   shape.insert(shape.end(), net_shape.begin(), net_shape.end());
-  DEFT_CHECK_SHAPE(x.numel() == shape_numel(shape), "{}: preprocessed calibration data {} does not fit the network's {}",
-                   source, shape_str(x.shape()), shape_str(shape));
+  DEFT_CHECK_SHAPE(x.numel() == shape_numel(shape),
+                   "{}: preprocessed calibration data {} does not fit the network's {}", source,
+                   shape_str(x.shape()), shape_str(shape));
   return make_view(x, shape, contiguous_strides(shape), x.offset());
 }
 
@@ -121,17 +122,18 @@ QuantizeModelReport quantize_model(const std::string& in_path, const std::string
                      {"examples", report.calibration_examples}};
     if (options.calibration.method == CalibrationMethod::Percentile)
       calibration["percentile"] = options.calibration.percentile;
-    if (options.calibration.method != CalibrationMethod::MinMax) calibration["bins"] = options.calibration.bins;
+    if (options.calibration.method != CalibrationMethod::MinMax)
+      calibration["bins"] = options.calibration.bins;
     json ops = json::array(), kept = json::array();
     for (const QuantizedOpInfo& info : infos) {
       QuantizedOpReport r{.info = info, .reason = {}};
       const infer::Op& op = plan.op(info.op);
       if (!info.quantized) {
-        const bool skipped = std::find(options.skip_ops.begin(), options.skip_ops.end(), info.op) !=
-                             options.skip_ops.end();
+        const bool skipped =
+            std::find(options.skip_ops.begin(), options.skip_ops.end(), info.op) != options.skip_ops.end();
         r.reason = kept_float_reason(op, skipped);
-        kept.push_back({{"op", info.op}, {"kind", info.kind}, {"description", info.description},
-                        {"reason", r.reason}});
+        kept.push_back(
+            {{"op", info.op}, {"kind", info.kind}, {"description", info.description}, {"reason", r.reason}});
         report.ops.push_back(std::move(r));
         continue;
       }
@@ -189,8 +191,8 @@ void apply_stored_quantization(infer::Plan& plan, const json& quantization, cons
   DEFT_CHECK(quantization.is_object() && quantization.value("format_version", 0) == 1,
              "{}: unsupported \"quantization\" entry (format_version 1 expected)", src);
   DEFT_CHECK(quantization.value("scheme", "") == kQuantizationScheme,
-             "{}: unknown quantization scheme '{}' (this runtime reads '{}')", src, quantization.value("scheme", ""),
-             kQuantizationScheme);
+             "{}: unknown quantization scheme '{}' (this runtime reads '{}')", src,
+             quantization.value("scheme", ""), kQuantizationScheme);
   const json& ops = quantization.at("ops");
   DEFT_CHECK(ops.is_array(), "{}: quantization \"ops\" must be an array", src);
   for (const json& e : ops) {
@@ -211,8 +213,9 @@ void apply_stored_quantization(infer::Plan& plan, const json& quantization, cons
     const Shape& float_shape = lin ? lin->kernel().shape() : conv->kernel().shape();
     const int64_t channels = float_shape[lin ? 1 : 0];
     const std::string wname = prefix + ".weight_int8", sname = prefix + ".weight_scale";
-    DEFT_CHECK(file.at(wname).shape() == float_shape, "{}: tensor '{}' has shape {} but the layer's weight is {}",
-               src, wname, shape_str(file.at(wname).shape()), shape_str(float_shape));
+    DEFT_CHECK(file.at(wname).shape() == float_shape,
+               "{}: tensor '{}' has shape {} but the layer's weight is {}", src, wname,
+               shape_str(file.at(wname).shape()), shape_str(float_shape));
     DEFT_CHECK(file.at(sname).shape() == Shape{channels},
                "{}: tensor '{}' has shape {} but the layer has {} output channels", src, sname,
                shape_str(file.at(sname).shape()), channels);
@@ -220,15 +223,17 @@ void apply_stored_quantization(infer::Plan& plan, const json& quantization, cons
     const std::string bname = prefix + ".bias";
     const Tensor& bias = file.at(bname);
     DEFT_CHECK(bias.dtype() == DType::Float32 && bias.shape() == Shape{w.channels()},
-               "{}: tensor '{}' must be F32 [{}], got {} {}", src, bname, w.channels(), dtype_name(bias.dtype()),
-               shape_str(bias.shape()));
+               "{}: tensor '{}' must be F32 [{}], got {} {}", src, bname, w.channels(),
+               dtype_name(bias.dtype()), shape_str(bias.shape()));
     const ActivationQuant in = input_quant_from_json(e, what);
     const infer::Activation& act = lin ? lin->activation() : conv->activation();
     if (e.contains("activation"))
-      DEFT_CHECK(e["activation"] == activation_json(act), "{}: recorded activation {} but the architecture gives {}",
-                 what, e["activation"].dump(), activation_json(act).dump());
+      DEFT_CHECK(e["activation"] == activation_json(act),
+                 "{}: recorded activation {} but the architecture gives {}", what, e["activation"].dump(),
+                 activation_json(act).dump());
     if (lin)
-      plan.replace(i, std::make_unique<QuantizedLinearOp>(lin->input_shapes.at(0), std::move(w), bias, in, act));
+      plan.replace(i,
+                   std::make_unique<QuantizedLinearOp>(lin->input_shapes.at(0), std::move(w), bias, in, act));
     else
       plan.replace(i, std::make_unique<QuantizedConvOp>(conv->geometry(), std::move(w), bias, in, act));
   }

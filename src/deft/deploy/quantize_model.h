@@ -74,6 +74,7 @@ QuantizeModelReport quantize_model(const std::string& in_path, const std::string
 // above) in a float plan built from the same file with int8 ops made from the stored
 // tensors. InputError naming the file and the tensor or op for a missing or
 // inconsistent entry.
-void apply_stored_quantization(infer::Plan& plan, const nlohmann::json& quantization, const SafetensorsFile& file);
+void apply_stored_quantization(infer::Plan& plan, const nlohmann::json& quantization,
+                               const SafetensorsFile& file);
 
 }  // namespace deft::deploy

@@ -501,6 +501,11 @@ Model Model::load(const std::string& path) {
   Model m;
   try {
     DEFT_CHECK(j.value("format", "") == "deft-model", "not a deft model file");
+    // Its int8 ops live in quant.* tensors only the runtime reads: never train or
+    // evaluate it as the float model it was made from.
+    DEFT_CHECK(!j.contains("quantization"),
+               "an int8-quantised model (deft export --quantize) runs on the inference runtime: use deft "
+               "predict, deft serve or deft eval");
     DEFT_CHECK(j.value("format_version", 0) == kFormatVersion, "format version {} (this deft reads {})",
                j.value("format_version", 0), kFormatVersion);
     m.net_ = nn::make_module(j.at("architecture"));
