@@ -26,7 +26,7 @@ mkdir -p "$OUT"
 cd "$OUT"
 
 # One test image as a KServe request body, and the wrk script that posts it and reports.
-python3 - <<'PY'
+/usr/bin/python3 - <<'PY'
 import gzip, json
 with gzip.open("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz") as f:
     px = list(f.read()[16:16 + 784])

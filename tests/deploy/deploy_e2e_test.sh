@@ -47,7 +47,7 @@ PY
 "$DEFT" serve --model model.deft --port 0 --name fashion > serve.log 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null; rm -rf "$TMP"' EXIT
-for _ in $(seq 100); do grep -q 'http://' serve.log && break; sleep 0.1; done
+for _ in $(seq 300); do grep -q 'http://' serve.log && break; sleep 0.1; done
 URL=$(grep -oE 'http://[0-9.:]+' serve.log | head -1)
 check serve-up 0 'http://127\.0\.0\.1:[0-9]+' -- echo "$URL"
 check serve-agrees 0 '^agree' -- /usr/bin/python3 - "$URL" <<'PY'
