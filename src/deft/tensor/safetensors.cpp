@@ -459,7 +459,9 @@ std::string json_string(const std::string& s, const char* what) {
 std::string encode_header(const std::vector<std::pair<std::string, Tensor>>& tensors,
                           const std::map<std::string, std::string>& metadata,
                           const std::map<std::string, std::string>& stored_dtypes) {
-  for (const auto& [name, dtype] : stored_dtypes) {
+  for (const auto& entry : stored_dtypes) {
+    const std::string& name = entry.first;  // a plain reference: clang 14 cannot capture structured bindings
+    const std::string& dtype = entry.second;
     const auto it =
         std::find_if(tensors.begin(), tensors.end(), [&](const auto& t) { return t.first == name; });
     DEFT_CHECK(it != tensors.end(),

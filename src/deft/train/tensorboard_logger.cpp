@@ -116,7 +116,9 @@ void TensorBoardLogger::on_epoch_end(Model& m, int64_t epoch, const Logs& logs) 
     }
   }
   if (opt_.histogram_every > 0 && (epoch + 1) % opt_.histogram_every == 0) {
-    for (const auto& [name, p] : m.net().named_parameters()) {
+    for (const auto& named : m.net().named_parameters()) {
+      const std::string& name = named.first;  // not a structured binding: clang 14 cannot capture those
+      const Tensor& p = named.second;
       auto histogram = [&](const Tensor& t, const char* suffix) {
         if (!t.defined() || t.dtype() != DType::Float32) return;
         const Tensor c = t.contiguous_copy();
