@@ -521,12 +521,17 @@ Tensor Preprocessor::transform_features(const Tensor& raw) const {
   DEFT_CHECK(raw.dim() == 2 && raw.shape()[1] == static_cast<int64_t>(columns_.size()),
              "preprocessor: fitted on {} feature columns, got features {}", columns_.size(), shape_str(raw.shape()));
   const int64_t n = raw.shape()[0];
-  const int64_t f = raw.shape()[1];
-  const int64_t w = num_outputs();
   const Tensor x = float_contig(raw);
-  const float* p = x.data<float>();
-  Tensor out = Tensor::zeros({n, w});
-  float* o = out.data<float>();
+  Tensor out = Tensor::empty({n, num_outputs()});
+  transform_table_rows(x.data<float>(), n, out.data<float>());
+  return out;
+}
+
+void Preprocessor::transform_table_rows(const float* p, int64_t n, float* o) const {
+  check_fitted("transform_table_rows");
+  const auto f = static_cast<int64_t>(columns_.size());
+  const int64_t w = num_outputs();
+  std::fill(o, o + n * w, 0.0f);
   const bool onehot = opts_.encoding == Encoding::OneHot;
   parallel_for(0, n, std::max<int64_t>(1, 4096 / std::max<int64_t>(w, 1)), [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
@@ -558,7 +563,6 @@ Tensor Preprocessor::transform_features(const Tensor& raw) const {
       }
     }
   });
-  return out;
 }
 
 Dataset Preprocessor::transform(const Dataset& d) const {

@@ -110,6 +110,9 @@ class Preprocessor {
   Dataset transform(const Dataset& d) const;
   // The same on a bare feature tensor ([N,F] or [N,C,H,W]), e.g. for serving.
   Tensor transform_features(const Tensor& raw) const;
+  // Tables: the same for `n` raw rows of num_inputs() floats into `out` (n x
+  // num_outputs(), overwritten), without checks or allocation (the inference runtime).
+  void transform_table_rows(const float* raw, int64_t n, float* out) const;
   // The training-data cleaning of step 2 (drop rows with missing values / duplicates).
   Dataset filter_rows(const Dataset& d) const;
 

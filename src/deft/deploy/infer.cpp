@@ -259,41 +259,8 @@ void PredictorImpl::preprocess(const void* raw, bool u8, int64_t n, float* dst) 
                  });
     return;
   }
-  // Tables, as Preprocessor::transform_features: impute, clip, scale; one-hot or ordinal.
-  const auto& columns = pre_->columns();
-  const int64_t cols = raw_numel_, w = pre_->num_outputs();
-  const bool onehot = pre_->options().encoding == data::Encoding::OneHot;
-  std::fill(dst, dst + n * w, 0.0f);
-  parallel_for(0, n, std::max<int64_t>(1, 4096 / std::max<int64_t>(w, 1)), [&](int64_t r0, int64_t r1) {
-    for (int64_t i = r0; i < r1; ++i) {
-      float* o = dst + i * w;
-      for (int64_t j = 0; j < cols; ++j) {
-        const auto& c = columns[static_cast<size_t>(j)];
-        if (c.dropped) continue;
-        const float v = f[i * cols + j];
-        if (!c.categorical) {
-          double d = std::isfinite(v) ? static_cast<double>(v) : c.fill;
-          if (c.clip) d = std::min(std::max(d, c.clip_lo), c.clip_hi);
-          *o++ = static_cast<float>((d - c.shift) / c.scale);
-          continue;
-        }
-        const auto unknown = static_cast<int64_t>(c.kept.size());
-        int64_t slot;
-        if (!std::isfinite(v))
-          slot = c.fill_slot;
-        else if (v >= 0 && v < static_cast<float>(c.slot_of_code.size()) && v == std::floor(v))
-          slot = c.slot_of_code[static_cast<size_t>(v)];
-        else
-          slot = unknown;
-        if (onehot) {
-          o[slot] = 1.0f;
-          o += unknown + 1;
-        } else {
-          *o++ = static_cast<float>(slot);
-        }
-      }
-    }
-  });
+  // Tables: impute, clip, scale; one-hot or ordinal.
+  pre_->transform_table_rows(f, n, dst);
 }
 
 void PredictorImpl::postprocess(const float* y, int64_t n, float* out) const {

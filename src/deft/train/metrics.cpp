@@ -631,4 +631,19 @@ std::string format_classification_report(const ConfusionMatrix& cm,
   return out;
 }
 
+void add_confusion_logs(const ConfusionMatrix& cm, std::map<std::string, double>& logs) {
+  const ClassScores mac = cm.macro(), wei = cm.weighted();
+  logs["accuracy"] = cm.accuracy();
+  logs["precision_macro"] = mac.precision;
+  logs["recall_macro"] = mac.recall;
+  logs["f1_macro"] = mac.f1;
+  logs["f1_weighted"] = wei.f1;
+  if (cm.num_classes() == 2) {
+    const ClassScores pos = cm.class_scores(1);
+    logs["precision"] = pos.precision;
+    logs["recall"] = pos.recall;
+    logs["f1"] = pos.f1;
+  }
+}
+
 }  // namespace deft::train

@@ -208,4 +208,9 @@ nlohmann::json confusion_json(const ConfusionMatrix& cm, const std::vector<std::
 std::string format_classification_report(const ConfusionMatrix& cm,
                                          const std::vector<std::string>& class_names = {}, int digits = 2);
 
+// What an evaluation reports from its confusion matrix, into `logs`: accuracy, macro
+// precision/recall/F1, weighted F1, and for two classes the positive class's scores
+// (as sklearn reports them).
+void add_confusion_logs(const ConfusionMatrix& cm, std::map<std::string, double>& logs);
+
 }  // namespace deft::train

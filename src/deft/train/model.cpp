@@ -380,20 +380,7 @@ Evaluation Model::evaluate_full(const data::Dataset& d, const EvalOptions& optio
   ev.logs["loss"] = loss_sum / static_cast<double>(n);
   for (auto& m : metrics)
     for (auto& [k, v] : m->result()) ev.logs[k] = v;
-  if (cm) {
-    const ClassScores mac = cm->macro(), wei = cm->weighted();
-    ev.logs["accuracy"] = cm->accuracy();
-    ev.logs["precision_macro"] = mac.precision;
-    ev.logs["recall_macro"] = mac.recall;
-    ev.logs["f1_macro"] = mac.f1;
-    ev.logs["f1_weighted"] = wei.f1;
-    if (cm->num_classes() == 2) {  // binary: the positive class's scores, as sklearn reports them
-      const ClassScores pos = cm->class_scores(1);
-      ev.logs["precision"] = pos.precision;
-      ev.logs["recall"] = pos.recall;
-      ev.logs["f1"] = pos.f1;
-    }
-  }
+  if (cm) add_confusion_logs(*cm, ev.logs);
   ev.confusion = std::move(cm);
   ev.seconds = now_s() - t0;
   return ev;

@@ -429,20 +429,7 @@ Evaluation evaluate_predictions(const std::function<Tensor(const Tensor&)>& pred
   ev.examples = n;
   ev.logs["loss"] = n ? loss_sum / static_cast<double>(n) : 0.0;
   if (!classification) ev.logs["mae"] = n ? abs_sum / static_cast<double>(n) : 0.0;
-  if (cm) {
-    const ClassScores mac = cm->macro(), wei = cm->weighted();
-    ev.logs["accuracy"] = cm->accuracy();
-    ev.logs["precision_macro"] = mac.precision;
-    ev.logs["recall_macro"] = mac.recall;
-    ev.logs["f1_macro"] = mac.f1;
-    ev.logs["f1_weighted"] = wei.f1;
-    if (cm->num_classes() == 2) {
-      const ClassScores pos = cm->class_scores(1);
-      ev.logs["precision"] = pos.precision;
-      ev.logs["recall"] = pos.recall;
-      ev.logs["f1"] = pos.f1;
-    }
-  }
+  if (cm) add_confusion_logs(*cm, ev.logs);
   ev.confusion = std::move(cm);
   ev.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return ev;
